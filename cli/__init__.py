@@ -1,0 +1,1 @@
+"""The `toolkit` command line: thin click commands over the `toolkit` library."""

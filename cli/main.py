@@ -1,0 +1,52 @@
+"""`toolkit`: one click group; TensorFlow is imported inside commands, so `--help` is instant."""
+
+import os
+import sys
+
+import click
+
+from cli import evaluate, export, predict, train
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+
+class ToolkitGroup(click.Group):
+    """Turns the errors a user can cause into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ToolkitError, ValueError) as e:
+            if os.environ.get("TOOLKIT_DEBUG"):
+                raise
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="toolkit")
+def toolkit():
+    """Train, export and serve the classic deep-learning models for text and images.
+
+    \b
+      toolkit predict review.txt          sentiment of a movie review (shipped model)
+      toolkit train sentiment --out RUN   train on IMDB or your own class folders
+      toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+toolkit.add_command(predict.predict)
+toolkit.add_command(train.train)
+toolkit.add_command(evaluate.evaluate)
+toolkit.add_command(export.export)
+
+
+def main():
+    toolkit(prog_name="toolkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""Options shared by several commands, defined once."""
+
+import click
+
+data_dir = click.option(
+    "--data-dir", type=click.Path(), default=None,
+    help="Local copy of the data set (folder or archive). Default: $TOOLKIT_DATA_DIR/<dataset>, else download.")
+json_output = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: one JSON object per input.")
+
+
+def model_option(default_name):
+    return click.option(
+        "--model", "model_path", type=click.Path(), default=None,
+        help=f"A SavedModel folder, or a TF Serving model folder (newest version). "
+             f"Default: the shipped saved_models/{default_name}.")

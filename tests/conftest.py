@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny data made on the spot, one tiny model trained and exported per session."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+POSITIVE = ["great", "wonderful", "loved", "brilliant", "superb"]
+NEGATIVE = ["awful", "boring", "hated", "terrible", "dull"]
+FILLER = ["the", "movie", "film", "was", "plot", "actors", "a", "it"]
+
+
+def write_reviews(folder, words, count, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        review = rng.sample(FILLER, 3) + rng.sample(words, 2)
+        rng.shuffle(review)
+        (folder / f"{i}_1.txt").write_text(" ".join(review).capitalize() + ".<br />", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def text_data(tmp_path_factory):
+    """`ROOT/{train,test}/{neg,pos}/*.txt`: 40 + 10 reviews per class, sentiment words at random places."""
+    root = tmp_path_factory.mktemp("reviews")
+    rng = random.Random(0)
+    for split, count in (("train", 40), ("test", 10)):
+        write_reviews(root / split / "neg", NEGATIVE, count, rng)
+        write_reviews(root / split / "pos", POSITIVE, count, rng)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config(text_data):
+    from toolkit.sentiment import TrainConfig
+
+    return TrainConfig(data_dir=str(text_data), cell="gru", units=8, embedding_dim=8, vocabulary_size=50,
+                       max_length=8, batch_size=8, epochs=8, patience=3, learning_rate=0.02, clip_norm=1.0,
+                       validation_split=0.2)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_config, tmp_path_factory):
+    """A run folder of a tiny GRU trained on `text_data`."""
+    from toolkit.sentiment import train
+
+    run_dir = tmp_path_factory.mktemp("run") / "tiny"
+    train(tiny_config, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run, tmp_path_factory):
+    """`tiny_run` exported as MODELS/sentiment/1; returns MODELS/sentiment."""
+    from toolkit.sentiment import export_run
+
+    models = tmp_path_factory.mktemp("saved_models")
+    export_run(tiny_run, models, "sentiment", 1)
+    return models / "sentiment"

@@ -1,0 +1,147 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import toolkit
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("The film was wonderful and superb.")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("The plot was awful, dull.")
+    return good, bad
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from cli.main import toolkit; "
+            "r = CliRunner().invoke(toolkit, ['--help']); assert r.exit_code == 0, r.output; "
+            "assert 'predict' in r.output; assert 'tensorflow' not in sys.modules; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_predict_files_and_stdin(runner, tiny_model, reviews):
+    good, bad = reviews
+    result = runner.invoke(toolkit, ["predict", str(good), str(bad), "-", "--model", str(tiny_model)],
+                           input="Superb, I loved it. Brilliant.")
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(name, label) for name, label, _ in lines] == [(str(good), "pos"), (str(bad), "neg"), ("-", "pos")]
+    assert all(0.5 <= float(p) <= 1.0 for _, _, p in lines)
+
+
+def test_predict_json(runner, tiny_model, reviews):
+    result = runner.invoke(toolkit, ["predict", "--json", str(reviews[0]), "--model", str(tiny_model / "1")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["file"] == str(reviews[0]) and record["label"] == "pos" and 0.5 <= record["probability"] <= 1
+
+
+def bad_files(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.txt").write_text("  \n\t ")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "latin1.txt").write_bytes("Très mauvais film, ennuyeux à mourir".encode("latin-1"))
+    (tmp_path / "huge.txt").write_text("word " * 1_000_000)  # 5 MB
+    return {
+        "missing.txt": "no such file",
+        "empty.txt": "empty file",
+        "blank.txt": "only white space",
+        "folder": "is a folder",
+        "binary.txt": "binary file",
+        "latin1.txt": "not UTF-8 text",
+        "huge.txt": "too large",
+    }
+
+
+def test_bad_files_get_one_line_each_and_the_good_ones_are_answered(runner, tiny_model, reviews, tmp_path):
+    cases = bad_files(tmp_path)
+    args = [str(tmp_path / name) for name in cases]
+    result = runner.invoke(toolkit, ["predict", *args, str(reviews[0]), "--model", str(tiny_model)])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(cases)
+    for line, (name, message) in zip(errors, cases.items()):
+        assert line.startswith("Error: ") and name in line and message in line
+    assert result.stdout.split("\t")[:2] == [str(reviews[0]), "pos"]
+    assert "Traceback" not in result.output
+
+
+def test_model_that_is_not_a_toolkit_model(runner, reviews, tmp_path):
+    import tensorflow as tf
+
+    result = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "is not a model" in result.stderr
+    module = tf.Module()
+    module.f = tf.function(lambda x: x, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "foreign"))
+    result = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(tmp_path / "foreign")])
+    assert result.exit_code == 1 and "not one exported by toolkit" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_model_of_another_kind_and_a_broken_model(runner, tiny_model, reviews, tmp_path):
+    other = tmp_path / "other" / "1"
+    shutil.copytree(tiny_model / "1", other)
+    meta = other / "assets.extra" / "toolkit.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "kind": "image_classifier"}))
+    result = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(other.parent)])
+    assert result.exit_code == 1 and "is a image_classifier model, not a text_classifier model" in result.stderr
+
+    broken = tmp_path / "broken" / "1"
+    shutil.copytree(tiny_model / "1", broken)
+    (broken / "saved_model.pb").write_bytes(b"\x00not a protobuf")
+    result = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(broken)])
+    assert result.exit_code == 1 and "cannot load the model" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_train_refuses_unusable_folders(runner, tmp_path):
+    (tmp_path / "none" / "train").mkdir(parents=True)
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "has no class folders" in result.stderr
+    (tmp_path / "one" / "train" / "pos").mkdir(parents=True)
+    (tmp_path / "one" / "train" / "pos" / "1.txt").write_text("good")
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(tmp_path / "one"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "one class only ('pos')" in result.stderr
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(tmp_path / "one"), "--cell", "cnn", "--out", "r"])
+    assert result.exit_code == 2 and "'cnn' is not one of" in result.stderr
+
+
+def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data-dir", str(text_data), "--units", "4", "--embedding-dim", "4", "--vocabulary-size", "30",
+              "--max-length", "8", "--batch-size", "16", "--out", str(run)]
+    result = runner.invoke(toolkit, ["train", "sentiment", "--cell", "simple_rnn", "--epochs", "1", *common])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["test_examples"] == 20
+    assert "test accuracy" in result.stdout.splitlines()[-1]
+    resumed = runner.invoke(toolkit, ["train", "sentiment", "--cell", "simple_rnn", "--epochs", "2", *common])
+    assert resumed.exit_code == 0 and "Resuming" in resumed.stderr
+    assert json.loads((run / "metrics.json").read_text())["epochs_trained"] == 2
+    clash = runner.invoke(toolkit, ["train", "sentiment", "--cell", "lstm", "--epochs", "2", *common])
+    assert clash.exit_code == 1 and "other settings (cell)" in clash.stderr
+
+    models = tmp_path / "models"
+    result = runner.invoke(toolkit, ["export", str(run), "--name", "mine", "--to", str(models)])
+    assert result.exit_code == 0 and result.stdout.strip() == str(models / "mine" / "1")
+    again = runner.invoke(toolkit, ["export", str(run), "--name", "mine", "--version", "1", "--to", str(models)])
+    assert again.exit_code == 1 and "never overwritten" in again.stderr
+
+    result = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", str(models / "mine"), "--data-dir", str(text_data)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == 20 and sum(map(sum, report["confusion_matrix"])) == 20

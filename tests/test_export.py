@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from toolkit import export
+from toolkit.errors import ToolkitError
+from toolkit.preprocessing.text import TextPreprocessor
+from toolkit.sentiment import export_run
+
+REVIEWS = ["A wonderful, brilliant film.", "Boring and awful.", "", "the plot", "loved it " * 50,
+           "Hated it<br />terrible actors", "ünïcode 🎬 review"]
+
+# Runs in a fresh interpreter that imports TensorFlow only: what TF Serving (or any client) sees.
+FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+reviews = json.loads(sys.argv[2])
+out = {}
+for size in (1, 7):
+    rows = []
+    for start in range(0, len(reviews), size):
+        res = serve(text=tf.constant(reviews[start:start + size]))
+        rows += [[label.decode(), float(p)] for label, p in zip(res["label"].numpy(), res["probability"].numpy())]
+    out[size] = rows
+assert not any(name.split(".")[0] in ("toolkit", "cli") for name in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def in_memory(run_dir, texts):
+    model = keras.saving.load_model(run_dir / "best.keras")
+    p = model.predict(TextPreprocessor.load(run_dir)(tf.constant(texts)), verbose=0)[:, 0]
+    return [["pos" if q >= 0.5 else "neg", q if q >= 0.5 else 1 - q] for q in p]
+
+
+def test_export_layout_and_metadata(tiny_model):
+    version = tiny_model / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    meta = export.read_metadata(version)
+    assert meta["kind"] == "text_classifier" and meta["class_names"] == ["neg", "pos"] and meta["version"] == 1
+    assert meta["metrics"]["test"]["accuracy"] >= 0.0
+    assert [p.name for p in tiny_model.iterdir()] == ["1"]  # no temporary folder left beside it
+
+
+def test_serving_signature_in_a_fresh_process_matches_the_model(tiny_model, tiny_run):
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tiny_model / "1"), json.dumps(REVIEWS)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = in_memory(tiny_run, REVIEWS)
+    for size in ("1", "7"):
+        assert [label for label, _ in out[size]] == [label for label, _ in expected]
+        np.testing.assert_allclose([p for _, p in out[size]], [p for _, p in expected], rtol=1e-4, atol=1e-5)
+    assert all(0.5 <= p <= 1.0 for _, p in out["7"])
+
+
+def test_the_tiny_model_learned_the_sentiment_words(tiny_model):
+    serve = tf.saved_model.load(str(tiny_model / "1")).signatures["serving_default"]
+    labels = serve(text=tf.constant(["the film was wonderful superb", "the plot was awful dull"]))["label"].numpy()
+    assert labels.tolist() == [b"pos", b"neg"]
+
+
+def test_an_existing_version_is_never_overwritten(tiny_model, tiny_run):
+    before = sorted(p.name for p in (tiny_model / "1").rglob("*"))
+    with pytest.raises(ToolkitError, match="already exists and is never overwritten; export as --version 2"):
+        export_run(tiny_run, tiny_model.parent, "sentiment", 1)
+    assert sorted(p.name for p in (tiny_model / "1").rglob("*")) == before
+
+
+@pytest.mark.parametrize("version", [0, -1, "2"])
+def test_versions_are_positive_integers(tmp_path, version):
+    with pytest.raises(ToolkitError, match="positive integer"):
+        export.version_dir(tmp_path, "m", version)
+
+
+def test_next_version(tmp_path):
+    assert export.next_version(tmp_path, "m") == 1
+    (tmp_path / "m" / "3").mkdir(parents=True)
+    (tmp_path / "m" / "README.md").write_text("card")
+    assert export.next_version(tmp_path, "m") == 4
+
+
+def test_export_of_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ToolkitError, match="not a training run folder"):
+        export_run(tmp_path, tmp_path / "out", "m", 1)

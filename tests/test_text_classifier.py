@@ -1,0 +1,70 @@
+import keras
+import numpy as np
+import pytest
+
+from toolkit.models.text_classifier import build_text_classifier, loss_and_metrics
+
+IDS = np.array([[4, 7, 9, 3, 0, 0], [5, 2, 0, 0, 0, 0]], dtype="int32")
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "mean_max"])
+def test_padding_is_masked(cell, pooling):
+    model = build_text_classifier(12, cell=cell, units=4, embedding_dim=4, pooling=pooling, bidirectional=True)
+    padded = model.predict(IDS, verbose=0)
+    for row, length in zip(range(2), (4, 2)):
+        alone = model.predict(IDS[row:row + 1, :length], verbose=0)
+        np.testing.assert_allclose(padded[row], alone[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("task, classes, shape, low, high", [
+    ("binary", 2, (2, 1), 0.0, 1.0),
+    ("multiclass", 5, (2, 5), 0.0, 1.0),
+    ("regression", 1, (2, 1), -np.inf, np.inf),
+])
+def test_heads(task, classes, shape, low, high):
+    model = build_text_classifier(12, task=task, num_classes=classes, units=4, embedding_dim=4, num_layers=2)
+    out = model.predict(IDS, verbose=0)
+    assert out.shape == shape and np.all(out >= low) and np.all(out <= high)
+    if task == "multiclass":
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    loss, _ = loss_and_metrics(task)
+    assert np.isfinite(float(loss(np.zeros(2, "float32") if task != "multiclass" else np.zeros(2, "int32"), out)))
+
+
+def test_all_padding_gives_a_finite_answer():
+    for pooling in ("last", "mean_max"):
+        model = build_text_classifier(12, units=4, embedding_dim=4, pooling=pooling)
+        assert np.isfinite(model.predict(np.zeros((1, 1), "int32"), verbose=0)).all()
+
+
+def test_l2_is_a_prior_on_every_kernel_but_the_embedding():
+    plain = build_text_classifier(12, units=4, embedding_dim=4)
+    map_model = build_text_classifier(12, units=4, embedding_dim=4, l2=1e-3)
+    assert plain.losses == [] and len(map_model.losses) == 3  # LSTM kernel, recurrent kernel, head
+    assert all(float(loss) > 0 for loss in map_model.losses)
+
+
+def test_layers_are_named_and_the_model_round_trips(tmp_path):
+    model = build_text_classifier(12, units=4, embedding_dim=4, pooling="mean_max", dropout=0.2, bidirectional=True)
+    assert {"token_ids", "embedding", "rnn_1", "max_pool", "probability"} <= {layer.name for layer in model.layers}
+    path = tmp_path / "m.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict(IDS, verbose=0), model.predict(IDS, verbose=0), rtol=1e-6)
+    rebuilt = keras.Model.from_config(model.get_config())
+    assert rebuilt.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(cell="transformer"), "cell='transformer'"),
+    (dict(task="ranking"), "task='ranking'"),
+    (dict(pooling="attention"), "pooling='attention'"),
+    (dict(activation="binary_step", cell="simple_rnn"), "not differentiable"),
+    (dict(activation="relu", cell="lstm"), "applies to cell='simple_rnn' only"),
+    (dict(num_layers=0), "num_layers=0"),
+    (dict(task="multiclass", num_classes=1), "num_classes=1"),
+])
+def test_invalid_arguments_name_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_text_classifier(12, **kwargs)

@@ -1,0 +1,109 @@
+import csv
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from toolkit import training
+from toolkit.errors import ToolkitError
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=training.make_optimizer("adam", 0.05, clip_norm=1.0), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16), tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_records_the_run(tmp_path):
+    train, val = data()
+    model, history = training.fit(tiny_model(), train, val, tmp_path, epochs=3, verbose=0)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    rows = read_history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds"} <= set(rows[0])
+    assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / training.BEST_MODEL).exists()
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch-0003.keras", "state.json"]
+    assert not list(tmp_path.rglob("*.tmp*"))  # nothing half-written left behind
+
+
+class Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_after_its_last_finished_epoch(tmp_path):
+    train, val = data()
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(tiny_model(), train, val, tmp_path, epochs=4, callbacks=[Interrupt(epoch=2, batch=1)], verbose=0)
+    assert [int(r["epoch"]) for r in read_history(tmp_path)] == [1, 2]
+    saved, state = training.load_checkpoint(tmp_path)
+    weights_after_2 = [w.copy() for w in saved.get_weights()]
+    assert state["epoch"] == 2 and state["finished"] is False
+    assert int(saved.optimizer.iterations.numpy()) == 8  # the optimiser state travels with the checkpoint
+
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    _, history = training.fit(tiny_model(), train, val, tmp_path, epochs=4, callbacks=[record], verbose=0)
+    assert seen == [2, 3]  # epochs 3 and 4 (0-based), not from scratch
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert [int(r["epoch"]) for r in read_history(tmp_path)] == [1, 2, 3, 4]
+    assert not np.allclose(training.load_checkpoint(tmp_path)[0].get_weights()[0], weights_after_2[0])
+
+
+def test_early_stopping_survives_a_resume():
+    history = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.4}, {"epoch": 3, "val_loss": 0.45}]
+    assert training.best_epoch(history) == 2
+    assert not training.should_stop(history, "val_loss", "min", patience=2)
+    history.append({"epoch": 4, "val_loss": 0.41})
+    assert training.should_stop(history, "val_loss", "min", patience=2)
+    assert training.best_epoch(history, "val_loss", "max") == 1
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    train, val = data()
+    training.fit(tiny_model(), train, val, tmp_path, epochs=2, verbose=0)
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    _, history = training.fit(tiny_model(), train, val, tmp_path, epochs=2, callbacks=[record], verbose=0)
+    assert seen == [] and len(history) == 2
+    _, history = training.fit(tiny_model(), train, val, tmp_path, epochs=3, callbacks=[record], verbose=0)
+    assert seen == [2] and len(history) == 3  # asking for more epochs continues it
+
+
+def test_optimizer_clips_the_global_norm():
+    sgd = training.make_optimizer("sgd", 1.0, clip_norm=0.5, momentum=0.0)
+    var = keras.Variable(np.zeros(2, "float32"))
+    sgd.apply_gradients([(np.array([3.0, 4.0], "float32"), var)])  # norm 5 -> clipped to 0.5
+    np.testing.assert_allclose(var.numpy(), [-0.3, -0.4], rtol=1e-5)
+    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+        training.make_optimizer("rmsprop")
+
+
+def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text('{"model": "epoch-0001.keras"}')
+    with pytest.raises(ToolkitError, match="cannot resume"):
+        training.load_checkpoint(tmp_path)

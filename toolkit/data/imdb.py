@@ -1,0 +1,62 @@
+"""The IMDB Large Movie Review Dataset (Maas et al., 2011): 25,000 train and 25,000 test reviews.
+
+Read from a local copy (`--data-dir` or `$TOOLKIT_DATA_DIR/imdb`), which may be the
+extracted `aclImdb/` folder, a folder holding it or the tarball, or the tarball itself;
+without one, the official tarball is downloaded into the cache and extracted there.
+"""
+
+import hashlib
+from pathlib import Path
+
+from toolkit.data import archives, locate, text_folders
+from toolkit.errors import ToolkitError
+
+URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+TARBALL = "aclImdb_v1.tar.gz"
+CLASS_NAMES = ("neg", "pos")
+
+
+def load(data_dir=None, validation_split=0.1, seed=text_folders.DEFAULT_SEED):
+    """IMDB as `TextSplits`: labels 0 = neg, 1 = pos; the test folder untouched."""
+    return text_folders.load_text_folders(
+        find_root(data_dir), class_names=CLASS_NAMES, validation_split=validation_split, seed=seed
+    )
+
+
+def is_imdb(root):
+    """Whether `root` is the aclImdb folder itself (it ships `imdb.vocab`), not user data in its layout."""
+    return (Path(root) / "imdb.vocab").is_file()
+
+
+def find_root(data_dir=None):
+    """The `aclImdb` folder to read, extracting or downloading the tarball when needed."""
+    local = locate.local_copy("imdb", data_dir)
+    if local is None:
+        tarball = archives.download(URL, locate.cache_dir() / "downloads" / TARBALL, sha256=SHA256)
+        return _aclimdb_in(_extract(tarball))
+    if not local.exists():
+        raise ToolkitError(f"no such file or folder: {local}")
+    if local.is_file():
+        return _aclimdb_in(_extract(local))
+    if (local / "train").is_dir():
+        return local
+    if (local / "aclImdb").is_dir():
+        return local / "aclImdb"
+    if (local / TARBALL).is_file():
+        return _aclimdb_in(_extract(local / TARBALL))
+    raise ToolkitError(f"no IMDB data in {local}: expected aclImdb/, {TARBALL} or train/<class>/ folders")
+
+
+def _extract(tarball):
+    """Extracts into the cache, keyed by the tarball's path, size and time, so a changed copy is re-read."""
+    stat = tarball.stat()
+    key = hashlib.sha256(f"{tarball.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return archives.extract_tarball(tarball, locate.cache_dir() / "extracted" / f"{tarball.name}-{key}")
+
+
+def _aclimdb_in(folder):
+    root = Path(folder) / "aclImdb"
+    if not (root / "train").is_dir():
+        raise ToolkitError(f"the IMDB archive has no aclImdb/train folder (looked in {folder})")
+    return root

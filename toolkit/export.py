@@ -1,0 +1,90 @@
+"""End-to-end serving models, written as SavedModels in TF Serving's layout: `TO/NAME/VERSION/`.
+
+Each export takes raw inputs (text strings, encoded image bytes) in its `serving_default`
+signature and answers with a dict of self-explaining outputs. Beside the graph, the version
+folder holds `assets.extra/toolkit.json` (TF Serving's place for extra files): what kind of
+model it is and what it was trained on, so the command line can refuse a model of the wrong kind.
+"""
+
+import datetime
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import toolkit
+from toolkit.errors import ToolkitError
+from toolkit.io import atomic_path, write_json
+
+METADATA_PATH = Path("assets.extra") / "toolkit.json"
+
+
+def version_dir(to, name, version):
+    """`TO/NAME/VERSION`, refusing anything TF Serving would not load as a version."""
+    if not isinstance(version, int) or version < 1:
+        raise ToolkitError(f"version must be a positive integer. Received: {version!r}")
+    if not name or "/" in name or name.startswith("."):
+        raise ToolkitError(f"name must be a plain folder name. Received: {name!r}")
+    return Path(to) / name / str(version)
+
+
+def next_version(to, name):
+    folder = Path(to) / name
+    versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def write_saved_model(archive, to, name, version, metadata):
+    """Writes `archive` to `TO/NAME/VERSION` through a temporary folder renamed into place.
+
+    An existing version is never overwritten: TF Serving may be serving it right now.
+    """
+    target = version_dir(to, name, version)
+    if target.exists():
+        raise ToolkitError(f"{target} already exists and is never overwritten; "
+                           f"export as --version {next_version(to, name)}")
+    metadata = {**metadata, "name": name, "version": version, "toolkit_version": toolkit.__version__,
+                "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    with atomic_path(target) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+        write_json(tmp / METADATA_PATH, metadata)
+    return target
+
+
+def read_metadata(model_dir):
+    """The toolkit metadata of an exported model, or None for a SavedModel we did not write."""
+    path = Path(model_dir) / METADATA_PATH
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ToolkitError(f"broken model metadata {path}: {e}") from None
+
+
+def text_classifier_archive(model, preprocessor, class_names, task):
+    """`serving_default`: a batch of raw strings -> `{"label", "probability"}` (or `{"value"}` for regression).
+
+    `probability` is the model's probability of the returned label.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(preprocessor.vectorizer)
+    names = tf.constant(list(class_names), dtype=tf.string)
+
+    def serve(text):
+        outputs = model(preprocessor(text), training=False)
+        if task == "regression":
+            return {"value": outputs[:, 0]}
+        if task == "binary":
+            p = outputs[:, 0]
+            positive = p >= 0.5
+            return {"label": tf.gather(names, tf.cast(positive, tf.int32)),
+                    "probability": tf.where(positive, p, 1.0 - p)}
+        return {"label": tf.gather(names, tf.argmax(outputs, axis=-1)),
+                "probability": tf.reduce_max(outputs, axis=-1)}
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+    return archive

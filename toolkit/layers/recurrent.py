@@ -1,0 +1,46 @@
+"""The cell factory: SimpleRNN, LSTM and GRU layers from one set of options.
+
+Why three cells: backpropagation through time multiplies one Jacobian per step, so a
+SimpleRNN's gradient vanishes (or explodes) geometrically with distance. The LSTM's
+cell state is updated additively (c_t = f * c_{t-1} + i * g), and the GRU interpolates
+(h_t = (1 - z) * h_{t-1} + z * h~), which gives the gradient a path that is not squashed
+at every step -- the same idea as ResNet's identity shortcut.
+"""
+
+import keras
+
+CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+# Activations for the SimpleRNN's state update. A binary step is not offered: its derivative
+# is zero almost everywhere, so no gradient flows back through time at all.
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
+
+
+def recurrent_layer(cell, units, *, return_sequences=False, bidirectional=False, activation="tanh",
+                    dropout=0.0, recurrent_dropout=0.0, kernel_regularizer=None, name=None):
+    """One recurrent layer, optionally wrapped in `Bidirectional` (forward and backward outputs concatenated)."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}. Received: cell={cell!r}")
+    if activation == "binary_step":
+        raise ValueError("activation='binary_step' is not differentiable (its gradient is zero almost "
+                         "everywhere), so it cannot be trained by backpropagation; use tanh, relu or sigmoid.")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}. Received: activation={activation!r}")
+    if activation != "tanh" and cell != "simple_rnn":
+        raise ValueError(f"activation applies to cell='simple_rnn' only; {cell} keeps tanh for its candidate "
+                         f"state. Received: cell={cell!r}, activation={activation!r}")
+    if units < 1:
+        raise ValueError(f"units must be positive. Received: units={units!r}")
+    layer = CELLS[cell](
+        units,
+        activation=activation,
+        return_sequences=return_sequences,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        kernel_regularizer=kernel_regularizer,
+        recurrent_regularizer=kernel_regularizer,
+        name=None if bidirectional else name,
+    )
+    if bidirectional:
+        return keras.layers.Bidirectional(layer, name=name)
+    return layer

@@ -1,0 +1,1 @@
+"""One functional builder per model family."""

@@ -1,0 +1,112 @@
+"""Recurrent text models, many-to-one: token ids -> embedding -> RNN -> a head chosen by the task.
+
+The head and the loss are the likelihood of the targets:
+
+| task         | output          | loss                              | likelihood                  |
+|--------------|-----------------|-----------------------------------|-----------------------------|
+| `binary`     | sigmoid, 1 unit | binary cross-entropy              | Bernoulli                   |
+| `multiclass` | softmax, K      | categorical cross-entropy         | categorical                 |
+| `regression` | linear, 1 unit  | mean squared error                | Gaussian with fixed variance|
+
+An L2 weight penalty (`l2`) adds lambda * ||w||^2 to the loss: the negative log of a zero-mean
+Gaussian prior on the weights, so training finds the MAP estimate instead of the maximum
+likelihood one.
+"""
+
+import keras
+
+from toolkit.layers.pooling import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D
+from toolkit.layers.recurrent import recurrent_layer
+
+TASKS = ("binary", "multiclass", "regression")
+POOLINGS = ("last", "max", "mean", "mean_max")
+
+# Size presets: "tiny" for tests, "base" for the shipped sentiment model.
+PRESETS = {
+    "tiny": dict(embedding_dim=8, units=8),
+    "small": dict(embedding_dim=64, units=32),
+    "base": dict(embedding_dim=128, units=64),
+}
+
+
+def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell="lstm", units=64,
+                          embedding_dim=128, num_layers=1, bidirectional=False, pooling="last",
+                          activation="tanh", dropout=0.0, recurrent_dropout=0.0, l2=0.0,
+                          name="text_classifier"):
+    """Builds the model on token ids (`[batch, time]`, 0 = padding).
+
+    Args:
+        vocabulary_size: number of token ids, padding and unknown included.
+        task: `binary`, `multiclass` or `regression` (see the module doc for heads and losses).
+        num_classes: classes for `multiclass`.
+        cell: `simple_rnn`, `lstm` or `gru`.
+        units: hidden units per direction.
+        num_layers: stacked recurrent layers; each but the last returns its whole sequence.
+        bidirectional: read forwards and backwards and concatenate.
+        pooling: how the sequence becomes one vector: `last` (the final hidden state, the
+            classic many-to-one), `max`, `mean` or `mean_max` over the valid time steps.
+        activation: the SimpleRNN's state activation.
+        dropout: on the embeddings (whole channels) and before the head.
+        recurrent_dropout: on the recurrent state (slower: no fused kernel).
+        l2: weight of the L2 penalty on all kernels but the embedding (the MAP prior).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}. Received: task={task!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}. Received: pooling={pooling!r}")
+    if task == "multiclass" and num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2 for multiclass. Received: num_classes={num_classes!r}")
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be at least 1. Received: num_layers={num_layers!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+
+    # === Embedding: padded ids in, a mask that follows the sequence through the RNN ===
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    if dropout:
+        x = keras.layers.SpatialDropout1D(dropout, name="embedding_dropout")(x)
+
+    # === Recurrent encoder ===
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = recurrent_layer(
+            cell, units, bidirectional=bidirectional, activation=activation,
+            return_sequences=not (last and pooling == "last"),
+            recurrent_dropout=recurrent_dropout, kernel_regularizer=regularizer, name=f"rnn_{i + 1}",
+        )(x)
+
+    # === Pooling over time (masked) ===
+    if pooling == "max":
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    elif pooling == "mean":
+        x = MaskedGlobalAveragePooling1D(name="mean_pool")(x)
+    elif pooling == "mean_max":
+        x = keras.layers.Concatenate(name="mean_max_pool")([
+            MaskedGlobalAveragePooling1D(name="mean_pool")(x),
+            MaskedGlobalMaxPooling1D(name="max_pool")(x),
+        ])
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+
+    # === Head: the output distribution of the task ===
+    if task == "binary":
+        outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="probability")(x)
+    elif task == "multiclass":
+        outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
+                                     name="probabilities")(x)
+    else:
+        outputs = keras.layers.Dense(1, kernel_regularizer=regularizer, name="value")(x)
+    return keras.Model(token_ids, outputs, name=name)
+
+
+def loss_and_metrics(task):
+    """The negative log-likelihood of the task's output distribution, and the metrics to report."""
+    if task == "binary":
+        return keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if task == "multiclass":
+        return keras.losses.SparseCategoricalCrossentropy(), [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if task == "regression":
+        return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
+    raise ValueError(f"task must be one of {list(TASKS)}. Received: task={task!r}")

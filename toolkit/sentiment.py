@@ -1,0 +1,197 @@
+"""Sentiment (and any text classification) end to end: data -> RNN -> training -> SavedModel.
+
+`train()` is what `toolkit train sentiment` runs; `export_run()` turns a run folder into
+a serving model; `evaluate()` scores an exported model on a test split.
+"""
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from toolkit.errors import ToolkitError
+from toolkit.io import read_json, write_json
+
+KIND = "text_classifier"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a sentiment training run; stored as the run's config.json."""
+
+    data_dir: str = None  # None: $TOOLKIT_DATA_DIR/imdb, else download IMDB
+    cell: str = "lstm"
+    units: int = 64
+    embedding_dim: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: str = "last"
+    activation: str = "tanh"
+    dropout: float = 0.0
+    l2: float = 0.0
+    vocabulary_size: int = 20000
+    max_length: int = 800
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clip_norm: float = None
+    batch_size: int = 32
+    epochs: int = 3
+    patience: int = 2
+    validation_split: float = 0.1
+    seed: int = 1337
+    regression: bool = False  # targets are numbers (class folder names), fitted with squared error
+
+    def model_settings(self):
+        return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "num_layers", "bidirectional",
+                                               "pooling", "activation", "dropout", "l2")}
+
+
+def load_splits(config):
+    """The data of a run: IMDB (or the user's class folders) as unbatched (text, label) datasets."""
+    from toolkit.data import imdb, text_folders
+
+    root = imdb.find_root(config.data_dir)
+    class_names = imdb.CLASS_NAMES if imdb.is_imdb(root) else None  # IMDB's unsup/ is no class
+    return text_folders.load_text_folders(root, class_names, validation_split=config.validation_split,
+                                          seed=config.seed)
+
+
+def _task(config, class_names):
+    if config.regression:
+        return "regression"
+    return "binary" if len(class_names) == 2 else "multiclass"
+
+
+def _targets(task, class_names):
+    """Maps integer class labels to the targets the loss expects."""
+    import tensorflow as tf
+
+    if task == "regression":
+        try:
+            values = tf.constant([float(name) for name in class_names])
+        except ValueError:
+            raise ToolkitError(f"--regression needs numeric class folder names. Received: {list(class_names)}") from None
+        return lambda y: tf.gather(values, y)
+    if task == "binary":
+        return lambda y: tf.cast(y, "float32")
+    return lambda y: y
+
+
+def train(config, run_dir):
+    """Trains a text classifier in `run_dir` (resuming it if interrupted) and scores it on the test split.
+
+    Returns the metrics written to `run_dir/metrics.json`.
+    """
+    import keras
+    import tensorflow as tf
+
+    from toolkit import training
+    from toolkit.data.batching import bucketed_batches
+    from toolkit.models.text_classifier import build_text_classifier, loss_and_metrics
+    from toolkit.preprocessing.text import TextPreprocessor
+
+    run_dir = Path(run_dir)
+    settings = dataclasses.asdict(config)
+    config_file = run_dir / "config.json"
+    if config_file.exists():
+        previous = read_json(config_file)["train"]
+        changed = [k for k in settings if k not in ("epochs", "patience") and previous.get(k) != settings[k]]
+        if changed:
+            raise ToolkitError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
+                               "use a new --out folder, or the same options to resume it")
+
+    keras.utils.set_random_seed(config.seed)
+    splits = load_splits(config)
+    task = _task(config, splits.class_names)
+
+    if (run_dir / TextPreprocessor.CONFIG_FILE).exists():
+        preprocessor = TextPreprocessor.load(run_dir)
+    else:
+        print("Building the vocabulary from the training split...", file=sys.stderr)
+        preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
+        preprocessor.adapt(splits.train.map(lambda text, label: text))
+        preprocessor.save(run_dir)
+    write_json(config_file, {"kind": KIND, "task": task, "class_names": list(splits.class_names),
+                             "train": settings, "command": sys.argv})
+
+    target = _targets(task, splits.class_names)
+
+    def batches(dataset, shuffle):
+        dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
+                              num_parallel_calls=tf.data.AUTOTUNE).cache()
+        return bucketed_batches(dataset, config.batch_size, shuffle=shuffle, seed=config.seed)
+
+    train_batches, validation_batches = batches(splits.train, True), batches(splits.validation, False)
+    model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
+                                  **config.model_settings())
+    loss, metrics = loss_and_metrics(task)
+    model.compile(optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm),
+                  loss=loss, metrics=metrics)
+    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+
+    model, history = training.fit(model, train_batches, validation_batches, run_dir,
+                                  epochs=config.epochs, patience=config.patience)
+
+    results = {"task": task, "class_names": list(splits.class_names), "parameters": model.count_params(),
+               "epochs_trained": len(history), "best_epoch": training.best_epoch(history),
+               "train_seconds": training.training_seconds(history)}
+    if splits.test is not None:
+        start = time.monotonic()
+        scores = model.evaluate(batches(splits.test, False), return_dict=True, verbose=0)
+        results["test"] = {k: float(v) for k, v in scores.items()}
+        results["test_examples"] = int(splits.test.cardinality())
+        results["test_seconds"] = round(time.monotonic() - start, 1)
+    write_json(run_dir / "metrics.json", results)
+    return results
+
+
+def export_run(run_dir, to, name, version):
+    """Exports the best model of a finished (or interrupted) run as `TO/NAME/VERSION`."""
+    import keras
+
+    from toolkit import export, training
+    from toolkit.preprocessing.text import TextPreprocessor
+    import toolkit.models.text_classifier  # noqa: F401  (registers the custom layers for loading)
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+    config = read_json(run_dir / "config.json")
+    if config.get("kind") != KIND:
+        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
+    best = run_dir / training.BEST_MODEL
+    if not best.exists():
+        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+    model = keras.saving.load_model(best)
+    preprocessor = TextPreprocessor.load(run_dir)
+    archive = export.text_classifier_archive(model, preprocessor, config["class_names"], config["task"])
+    metadata = {"kind": KIND, "task": config["task"], "class_names": config["class_names"],
+                "train": config["train"], "parameters": model.count_params()}
+    if (run_dir / "metrics.json").exists():
+        metadata["metrics"] = read_json(run_dir / "metrics.json")
+    return export.write_saved_model(archive, to, name, version, metadata)
+
+
+def evaluate(model_path, data_dir=None, batch_size=64):
+    """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`)."""
+    from toolkit.data import imdb, text_folders
+    from toolkit.metrics import classification_report
+    from toolkit.predictor import TextClassifier
+
+    classifier = TextClassifier(model_path)
+    root = imdb.find_root(data_dir)
+    class_names = classifier.class_names
+    test_dir = Path(root) / "test"
+    text_folders.class_folders(test_dir, class_names)
+    texts, labels = [], []
+    for index, name in enumerate(class_names):
+        for path in sorted((test_dir / name).glob("*.txt")):
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+            labels.append(name)
+    start = time.monotonic()
+    predictions = classifier.predict(texts, batch_size=batch_size)
+    seconds = time.monotonic() - start
+    report = classification_report(labels, [p["label"] for p in predictions], class_names)
+    report.update(model=str(classifier.model_dir), examples=len(texts), seconds=round(seconds, 1),
+                  examples_per_second=round(len(texts) / seconds, 1))
+    return report

@@ -1,0 +1,198 @@
+"""The one place that calls `fit()`: optimiser, checkpoints, resume, early stopping, history.
+
+A run folder holds everything about one training run:
+
+    RUN/config.json           what was trained, on what (written by the model family's trainer)
+    RUN/checkpoint/           the model after the latest finished epoch, with its optimiser state
+    RUN/best.keras            the model of the best validation epoch (what gets exported)
+    RUN/history.csv           one row per epoch: losses, metrics, learning rate, seconds
+    RUN/learning_curves.png   the same, plotted
+    RUN/metrics.json          test-split metrics of best.keras, written at the end
+
+Every file is written to a temporary path and renamed, so a run killed at any moment
+(Ctrl-C, `kill`, a power cut) leaves a consistent folder, and running the same command
+again resumes after the last finished epoch.
+"""
+
+import csv
+import io
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import keras
+
+from toolkit.errors import ToolkitError
+from toolkit.io import atomic_path, read_json, write_json, write_text
+
+OPTIMIZERS = ("sgd", "adam")
+BEST_MODEL = "best.keras"
+
+
+def make_optimizer(name="adam", learning_rate=1e-3, clip_norm=None, momentum=0.9, nesterov=False, weight_decay=None):
+    """An optimiser, with gradient clipping by global norm when `clip_norm` is set.
+
+    Clipping rescales the whole gradient g to clip_norm * g / ||g|| when ||g|| exceeds
+    clip_norm: the direction is kept, an exploding step is not taken (Pascanu et al., 2013).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
+    if clip_norm is not None and clip_norm <= 0:
+        raise ValueError(f"clip_norm must be positive. Received: clip_norm={clip_norm!r}")
+    common = dict(learning_rate=learning_rate, global_clipnorm=clip_norm, weight_decay=weight_decay)
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=momentum, nesterov=nesterov, **common)
+    return keras.optimizers.Adam(**common)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Checkpoints every epoch, keeps the best model, writes the history and stops early.
+
+    Early stopping is decided from the recorded history (`patience` epochs without a new
+    best `monitor` value), so it carries over unchanged when a run is resumed.
+    """
+
+    def __init__(self, run_dir, history, monitor="val_loss", mode="min", patience=None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.history = list(history)
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = round(time.monotonic() - self._epoch_start, 2)
+        self.history.append(row)
+        if best_epoch(self.history, self.monitor, self.mode) == row["epoch"]:
+            with atomic_path(self.run_dir / BEST_MODEL, suffix=".keras") as tmp:
+                self.model.save(tmp)
+        stop = should_stop(self.history, self.monitor, self.mode, self.patience)
+        save_checkpoint(self.run_dir, self.model, self.history, finished=stop)
+        write_history(self.run_dir, self.history)
+        if stop:
+            print(f"\nEarly stopping: no better {self.monitor} for {self.patience} epochs "
+                  f"(best at epoch {best_epoch(self.history, self.monitor, self.mode)}).", file=sys.stderr)
+            self.model.stop_training = True
+
+
+def best_epoch(history, monitor="val_loss", mode="min"):
+    """The epoch number with the best `monitor` value, or None when it was never logged."""
+    scored = [(row[monitor], row["epoch"]) for row in history if monitor in row and math.isfinite(row[monitor])]
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda s: s[0])[1]
+
+
+def should_stop(history, monitor, mode, patience):
+    if not patience or not history:
+        return False
+    best = best_epoch(history, monitor, mode)
+    return best is not None and history[-1]["epoch"] - best >= patience
+
+
+def save_checkpoint(run_dir, model, history, finished=False):
+    """Writes the model, then a state file naming it: whichever is last on disk is consistent."""
+    folder = Path(run_dir) / "checkpoint"
+    folder.mkdir(parents=True, exist_ok=True)
+    epoch = history[-1]["epoch"] if history else 0
+    name = f"epoch-{epoch:04d}.keras"
+    with atomic_path(folder / name, suffix=".keras") as tmp:
+        model.save(tmp)
+    write_json(folder / "state.json", {"model": name, "epoch": epoch, "finished": finished, "history": history})
+    for old in folder.glob("epoch-*.keras"):
+        if old.name != name:
+            old.unlink()
+
+
+def load_checkpoint(run_dir):
+    """(model, state) of the latest finished epoch, or (None, None) for a new run."""
+    state_file = Path(run_dir) / "checkpoint" / "state.json"
+    if not state_file.exists():
+        return None, None
+    try:
+        state = read_json(state_file)
+        model = keras.saving.load_model(state_file.parent / state["model"])
+    except (OSError, ValueError, KeyError) as e:
+        raise ToolkitError(f"cannot resume from {state_file.parent}: {e}") from None
+    return model, state
+
+
+def write_history(run_dir, history):
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(Path(run_dir) / "history.csv", buffer.getvalue())
+    plot_learning_curves(history, Path(run_dir) / "learning_curves.png")
+
+
+def plot_learning_curves(history, path, title=None):
+    """One panel per metric, training and validation together, against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [k for k in history[0] if not k.startswith("val_") and k not in ("epoch", "seconds", "learning_rate")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for ax, metric in zip(axes[0], metrics):
+        ax.plot(epochs, [row.get(metric) for row in history], "o-", label="train")
+        if any(f"val_{metric}" in row for row in history):
+            ax.plot(epochs, [row.get(f"val_{metric}") for row in history], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="val_loss", mode="min",
+        callbacks=(), verbose="auto"):
+    """Trains `model` (compiled) for up to `epochs` epochs in `run_dir`, resuming if it was interrupted.
+
+    `train` is a `tf.data.Dataset` that shuffles itself (each epoch) where it should.
+
+    Returns the model of the best validation epoch, loaded from `best.keras`.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resumed, state = load_checkpoint(run_dir)
+    history = []
+    if resumed is not None:
+        model, history = resumed, state["history"]
+        if state["finished"] or state["epoch"] >= epochs:
+            print(f"Run in {run_dir} already finished after {state['epoch']} epochs.", file=sys.stderr)
+        else:
+            print(f"Resuming {run_dir} after epoch {state['epoch']}.", file=sys.stderr)
+    # Bucketed datasets have no known length: Keras learns it in the first epoch and warns.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    done = (state or {}).get("finished", False) or len(history) >= epochs
+    if not done:
+        recorder = RunRecorder(run_dir, history, monitor=monitor, mode=mode, patience=patience)
+        model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=len(history),
+                  callbacks=[recorder, *callbacks], shuffle=False, verbose=verbose)
+        history = recorder.history
+    best = run_dir / BEST_MODEL
+    if not best.exists():
+        raise ToolkitError(f"no best model in {run_dir}: did the validation loss ever become finite?")
+    return keras.saving.load_model(best), history
+
+
+def training_seconds(history):
+    return round(sum(row.get("seconds", 0.0) for row in history), 1)
