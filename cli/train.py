@@ -28,6 +28,8 @@ def train():
 @click.option("--max-length", default=800, show_default=True, help="Tokens kept per review; shorter ones are padded and masked.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning rate: constant, or cosine decay to zero over --epochs.")
 @click.option("--clip-norm", type=float, default=None, help="Clip gradients to this global norm (exploding gradients).")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--epochs", default=3, show_default=True)
@@ -42,6 +44,7 @@ def sentiment(run_dir, **settings):
     import_tensorflow()
     from toolkit.sentiment import TrainConfig, train as train_sentiment
 
+
     results = train_sentiment(TrainConfig(**settings), run_dir)
     click.echo(summary(results, run_dir))
 
@@ -53,3 +56,59 @@ def summary(results, run_dir):
         return f"Trained {results['epochs_trained']} epochs; no test split. Details: {run_dir}/metrics.json"
     scores = ", ".join(f"test {k} {v:.4f}" for k, v in test.items())
     return f"{scores} on {results['test_examples']} examples. Details: {run_dir}/metrics.json"
+
+
+@train.command()
+@click.option("--dataset", type=click.Choice(["cifar10", "fashion_mnist", "folder"]), default=None,
+              help="Default: folder when --data-dir holds class folders, else cifar10.")
+@options.data_dir
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints, history, curves, metrics. Re-run to resume.")
+@click.option("--arch", default="resnet20", show_default=True,
+              help="resnet20/32/44/56/110 (CIFAR-style), plain20.. (no shortcuts), resnet18/34/50/101/152 "
+                   "(ImageNet-style), lenet5, alexnet, vgg11/13/16/19.")
+@click.option("--version", type=click.Choice(["1", "2"]), default="1", show_default=True,
+              help="CIFAR ResNets: 1 post-activation, 2 pre-activation.")
+@click.option("--shortcut", type=click.Choice(["A", "B"]), default="A", show_default=True,
+              help="CIFAR ResNets: A identity + zero padding, B 1x1 projection.")
+@click.option("--width", default=16, show_default=True, help="CIFAR ResNets: filters of the first stage.")
+@click.option("--image-size", type=int, default=None, help="Folder data: resize images to this square size.")
+@click.option("--epochs", default=30, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--learning-rate", default=0.1, show_default=True, help="Peak learning rate.")
+@click.option("--momentum", default=0.9, show_default=True)
+@click.option("--nesterov/--no-nesterov", default=True, show_default=True)
+@click.option("--l2", default=5e-4, show_default=True, help="Weight decay as an L2 penalty (a Gaussian prior: MAP).")
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
+@click.option("--warmup-epochs", default=1, show_default=True)
+@click.option("--label-smoothing", default=0.0, show_default=True)
+@click.option("--translate", default=4, show_default=True, help="Augmentation: random shifts up to N pixels.")
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Augmentation: horizontal flips.")
+@click.option("--erase", default=0.0, show_default=True, help="Augmentation: random-erasing probability.")
+@click.option("--clip-norm", type=float, default=None)
+@click.option("--patience", type=int, default=None, help="Early stopping patience (default: train all epochs).")
+@click.option("--validation-split", default=0.1, show_default=True)
+@click.option("--seed", default=1337, show_default=True)
+def images(run_dir, dataset, data_dir, version, **settings):
+    """A CNN or ResNet on CIFAR-10, Fashion-MNIST or your own folder of class folders."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from toolkit.runtime import import_tensorflow
+
+        import_tensorflow()
+    from toolkit.images import TrainConfig, train as train_images
+
+    if dataset is None:
+        dataset = "folder" if data_dir and _has_class_folders(data_dir) else "cifar10"
+    results = train_images(TrainConfig(dataset=dataset, data_dir=data_dir, version=int(version), **settings), run_dir)
+    click.echo(summary(results, run_dir))
+
+
+def _has_class_folders(path):
+    from pathlib import Path
+
+    path = Path(path)
+    root = path / "train" if (path / "train").is_dir() else path
+    return path.is_dir() and not any(path.glob("*.tar.gz")) and any(p.is_dir() for p in root.iterdir())

@@ -88,3 +88,41 @@ def text_classifier_archive(model, preprocessor, class_names, task):
     archive.add_endpoint("serving_default", serve,
                          input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
     return archive
+
+
+def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
+    """Two signatures, both answering `{"label", "probability", "top_k_labels", "top_k_probabilities"}`:
+
+    - `serving_default`: a batch of encoded images (`image_bytes`: JPEG, PNG, GIF or BMP; what
+      TF Serving's REST API delivers from `{"b64": ...}`), decoded and resized in the graph;
+    - `predict_pixels`: float pixels in [0, 255], `[batch, height, width, channels]`.
+
+    With `flip_average`, the probabilities are averaged with those of the mirrored image.
+    """
+    from toolkit.preprocessing.image import decode_image
+
+    height, width, channels = model.input_shape[1:]
+    k = min(top_k, len(class_names))
+    names = tf.constant(list(class_names), dtype=tf.string)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def classify(pixels):
+        probabilities = model(pixels, training=False)
+        if flip_average:
+            probabilities = (probabilities + model(tf.image.flip_left_right(pixels), training=False)) / 2.0
+        top = tf.math.top_k(probabilities, k=k)
+        return {"label": tf.gather(names, top.indices[:, 0]), "probability": top.values[:, 0],
+                "top_k_labels": tf.gather(names, top.indices), "top_k_probabilities": top.values}
+
+    def serve_bytes(image_bytes):
+        pixels = tf.map_fn(lambda b: decode_image(b, (height, width), channels), image_bytes,
+                           fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
+        return classify(pixels)
+
+    archive.add_endpoint("serving_default", serve_bytes,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")])
+    archive.add_endpoint("predict_pixels", classify,
+                         input_signature=[tf.TensorSpec(shape=(None, height, width, channels), dtype=tf.float32,
+                                                        name="pixels")])
+    return archive

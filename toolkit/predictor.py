@@ -78,3 +78,70 @@ def _plain(value):
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return round(float(value), 6)
+
+
+class ImageClassifier:
+    """An exported image classifier: encoded image bytes in, labels and top-k out."""
+
+    def __init__(self, path):
+        from toolkit.images import KIND
+
+        self.serve, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        self.class_names = self.metadata["class_names"]
+        self.image_shape = tuple(self.metadata["image_shape"])
+        self._pixels = None
+
+    def decode(self, data, name="image"):
+        """Pixels of one encoded image, as the serving graph decodes them; ToolkitError if it is not one."""
+        from toolkit.preprocessing.image import decode_image
+        from toolkit.runtime import import_tensorflow
+
+        tf = import_tensorflow()
+        check_image_header(data, name)
+        try:
+            return decode_image(tf.constant(data), self.image_shape[:2], self.image_shape[2]).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else "cannot decode"
+            raise ToolkitError(f"{name}: not a readable image ({_short(reason)})") from None
+
+    def predict_pixels(self, pixels, batch_size=256):
+        import numpy as np
+        import tensorflow as tf
+
+        if self._pixels is None:
+            self._pixels = tf.saved_model.load(str(self.model_dir)).signatures["predict_pixels"]
+        results = []
+        for start in range(0, len(pixels), batch_size):
+            out = self._pixels(pixels=tf.constant(np.asarray(pixels[start:start + batch_size], "float32")))
+            out = {k: v.numpy() for k, v in out.items()}
+            for row in range(len(out["label"])):
+                results.append({
+                    "label": out["label"][row].decode(), "probability": round(float(out["probability"][row]), 6),
+                    "top_k": [{"label": label.decode(), "probability": round(float(p), 6)}
+                              for label, p in zip(out["top_k_labels"][row], out["top_k_probabilities"][row])]})
+        return results
+
+
+def _short(reason):
+    return reason if len(reason) < 120 else reason[:117] + "..."
+
+
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def check_image_header(data, name):
+    """Refuses what is not an image, and images too large to decode in bounded memory, before decoding."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            kind = image.format
+    except Exception:  # Pillow raises many types for non-images  # noqa: BLE001
+        raise ToolkitError(f"{name}: not an image (JPEG, PNG, GIF or BMP expected)") from None
+    if kind not in ("JPEG", "PNG", "GIF", "BMP", "MPO"):
+        raise ToolkitError(f"{name}: {kind} images are not supported (JPEG, PNG, GIF or BMP expected)")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ToolkitError(f"{name}: {width}x{height} is too large to decode (limit {MAX_IMAGE_PIXELS:,} pixels)")

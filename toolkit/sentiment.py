@@ -33,6 +33,7 @@ class TrainConfig:
     max_length: int = 800
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    schedule: str = "constant"  # or "cosine": decay to zero over `epochs`
     clip_norm: float = None
     batch_size: int = 32
     epochs: int = 3
@@ -125,8 +126,12 @@ def train(config, run_dir):
     model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                   **config.model_settings())
     loss, metrics = loss_and_metrics(task)
-    model.compile(optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm),
-                  loss=loss, metrics=metrics)
+    total_steps = None
+    if config.schedule != "constant":  # bucketing hides the epoch's length: count it (this also fills the cache)
+        total_steps = config.epochs * int(train_batches.reduce(0, lambda n, _: n + 1))
+    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
+                                        schedule=config.schedule, total_steps=total_steps)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
 
     model, history = training.fit(model, train_batches, validation_batches, run_dir,

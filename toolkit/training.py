@@ -28,23 +28,68 @@ from toolkit.errors import ToolkitError
 from toolkit.io import atomic_path, read_json, write_json, write_text
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
 BEST_MODEL = "best.keras"
 
 
-def make_optimizer(name="adam", learning_rate=1e-3, clip_norm=None, momentum=0.9, nesterov=False, weight_decay=None):
+def learning_rate_schedule(learning_rate, schedule="constant", total_steps=None, warmup_steps=0):
+    """A constant rate, cosine decay to zero, or steps of x0.1 at 50% and 75% of training; with linear warm-up.
+
+    Warm-up ramps the rate from 0 over `warmup_steps`, which keeps the first steps of a
+    large-rate SGD run from blowing up batch-norm statistics and weights.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES)}. Received: schedule={schedule!r}")
+    if schedule == "constant" and not warmup_steps:
+        return learning_rate
+    if not total_steps or total_steps <= warmup_steps:
+        raise ValueError(f"a {schedule} schedule needs total_steps > warmup_steps. "
+                         f"Received: total_steps={total_steps!r}, warmup_steps={warmup_steps!r}")
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else learning_rate, total_steps - warmup_steps,
+            warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+    return WarmupPiecewise(learning_rate, total_steps, warmup_steps, schedule)
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class WarmupPiecewise(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then constant (`constant`) or x0.1 at 50% and 75% of the steps (`step`)."""
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0, kind="step"):
+        self.learning_rate, self.total_steps, self.warmup_steps, self.kind = learning_rate, total_steps, warmup_steps, kind
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = keras.ops.convert_to_tensor(self.learning_rate, "float32")
+        if self.kind == "step":
+            rate = keras.ops.where(step >= 0.5 * self.total_steps, rate * 0.1, rate)
+            rate = keras.ops.where(step >= 0.75 * self.total_steps, rate * 0.1, rate)
+        if self.warmup_steps:
+            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "kind": self.kind}
+
+
+def make_optimizer(name="adam", learning_rate=1e-3, clip_norm=None, momentum=0.9, nesterov=False,
+                   schedule="constant", total_steps=None, warmup_steps=0):
     """An optimiser, with gradient clipping by global norm when `clip_norm` is set.
 
     Clipping rescales the whole gradient g to clip_norm * g / ||g|| when ||g|| exceeds
     clip_norm: the direction is kept, an exploding step is not taken (Pascanu et al., 2013).
+    `learning_rate` is the peak rate of `schedule` (see `learning_rate_schedule`).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
     if clip_norm is not None and clip_norm <= 0:
         raise ValueError(f"clip_norm must be positive. Received: clip_norm={clip_norm!r}")
-    common = dict(learning_rate=learning_rate, global_clipnorm=clip_norm, weight_decay=weight_decay)
+    rate = learning_rate_schedule(learning_rate, schedule, total_steps, warmup_steps)
     if name == "sgd":
-        return keras.optimizers.SGD(momentum=momentum, nesterov=nesterov, **common)
-    return keras.optimizers.Adam(**common)
+        return keras.optimizers.SGD(rate, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
+    return keras.optimizers.Adam(rate, global_clipnorm=clip_norm)
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -68,7 +113,8 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        optimizer = self.model.optimizer
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row["seconds"] = round(time.monotonic() - self._epoch_start, 2)
         self.history.append(row)
         if best_epoch(self.history, self.monitor, self.mode) == row["epoch"]:

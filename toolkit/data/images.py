@@ -1,0 +1,250 @@
+"""Image classification data as uint8 arrays `[N, H, W, C]` with integer labels.
+
+Sources:
+  - a folder of class sub-folders (JPEG/PNG/GIF/BMP): `ROOT/{train,test}/<class>/*` or `ROOT/<class>/*`;
+  - CIFAR-10: the JPEG copy (`cifar10-jpeg.tar.gz`, class folders), the official python
+    batches (`cifar-10-python.tar.gz`), or, with no local copy, the official batches downloaded;
+  - Fashion-MNIST: the four upstream IDX files, local or downloaded.
+
+Files are decoded here with Pillow (data sets are read once, on any Keras backend: this is
+also what lets a model train under JAX on a machine without TensorFlow). Serving decodes
+with TensorFlow inside the exported graph; both use libjpeg, and both resize bilinearly.
+The train split is divided into train and validation by a fixed seed; test stays untouched.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.data import archives, locate
+from toolkit.errors import ToolkitError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+DEFAULT_SEED = 1337
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+FASHION_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSplits:
+    """(images, labels) pairs: uint8 `[N, H, W, C]` and int32 `[N]`; `test` may be None."""
+
+    train: tuple
+    validation: tuple
+    test: tuple
+    class_names: tuple
+
+    @property
+    def image_shape(self):
+        return tuple(self.train[0].shape[1:])
+
+
+def load(dataset, data_dir=None, image_size=None, validation_split=0.1, seed=DEFAULT_SEED):
+    """`dataset` is "cifar10", "fashion_mnist" or "folder" (class folders in `data_dir`)."""
+    if dataset == "cifar10":
+        train, test, classes = _cifar10(data_dir)
+    elif dataset == "fashion_mnist":
+        train, test, classes = _fashion_mnist(data_dir)
+    elif dataset == "folder":
+        if not data_dir:
+            raise ToolkitError("--data-dir is required for a folder of class folders")
+        train, test, classes = _folder(Path(data_dir), image_size)
+    else:
+        raise ValueError(f"dataset must be 'cifar10', 'fashion_mnist' or 'folder'. Received: dataset={dataset!r}")
+    train, validation = split(train, validation_split, seed)
+    return ImageSplits(train, validation, test, tuple(classes))
+
+
+def split(pair, fraction, seed):
+    """A seeded, stratified hold-out: the same files land in validation every time."""
+    if not 0.0 < fraction < 1.0:
+        raise ToolkitError(f"validation_split must be between 0 and 1. Received: {fraction!r}")
+    images, labels = pair
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        held.extend(members[: max(1, int(round(len(members) * fraction)))])
+    mask = np.zeros(len(labels), bool)
+    mask[held] = True
+    return (images[~mask], labels[~mask]), (images[mask], labels[mask])
+
+
+# === Folders of class folders ===
+
+def class_folders(folder):
+    """The class sub-folders of `folder`, validated: at least two, none without images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ToolkitError(f"no such folder: {folder}")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ToolkitError(f"{folder} has no class folders: expected {folder}/<class>/*.jpg")
+    if len(classes) < 2:
+        raise ToolkitError(f"{folder} has one class only ({classes[0]!r}): a classifier needs at least two")
+    for name in classes:
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in (folder / name).iterdir()):
+            raise ToolkitError(f"class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    return classes
+
+
+def _folder(root, image_size=None):
+    if (root / "train").is_dir():
+        classes = class_folders(root / "train")
+        train = read_class_folders(root / "train", classes, image_size)
+        test = None
+        if (root / "test").is_dir():
+            test = read_class_folders(root / "test", classes, image_size or train[0].shape[1:3])
+        return train, test, classes
+    classes = class_folders(root)
+    return read_class_folders(root, classes, image_size), None, classes
+
+
+def read_class_folders(folder, classes, image_size=None):
+    """Decodes every image under `folder/<class>/`; unreadable files are skipped with a warning.
+
+    Without `image_size`, all images must share the first one's size.
+    """
+    from PIL import Image
+
+    images, labels, skipped = [], [], []
+    channels = None
+    for label, name in enumerate(classes):
+        for path in sorted((Path(folder) / name).iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(path) as image:
+                    image.seek(0)
+                    if channels is None:
+                        channels = 1 if image.mode in ("L", "I;16", "I", "1") else 3
+                    image = image.convert("L" if channels == 1 else "RGB")
+                    if image_size is None:
+                        image_size = (image.height, image.width)
+                    if (image.height, image.width) != tuple(image_size):
+                        image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
+                    images.append(np.asarray(image, dtype=np.uint8).reshape(image_size[0], image_size[1], channels))
+                    labels.append(label)
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                skipped.append(f"{path}: {e}")
+    if skipped:
+        print(f"Warning: skipped {len(skipped)} unreadable images, e.g. {skipped[0]}", file=sys.stderr)
+    if not images:
+        raise ToolkitError(f"no readable images in {folder}")
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+# === CIFAR-10 ===
+
+def _cifar10(data_dir):
+    local = locate.local_copy("cifar10", data_dir)
+    if local is None:
+        tarball = archives.download(CIFAR10_URL, locate.cache_dir() / "downloads" / "cifar-10-python.tar.gz",
+                                    sha256=CIFAR10_SHA256)
+        return _cifar10_batches(_extract(tarball) / "cifar-10-batches-py")
+    if not local.exists():
+        raise ToolkitError(f"no such file or folder: {local}")
+    candidates = [local] if local.is_file() else sorted(local.glob("*.tar.gz")) + [local]
+    for candidate in candidates:
+        folder = _extract(candidate) if candidate.is_file() else candidate
+        for root in (folder, folder / "cifar10", folder / "cifar-10-batches-py"):
+            if (root / "data_batch_1").is_file():
+                return _cifar10_batches(root)
+            if (root / "train").is_dir() and (root / "test").is_dir():
+                return _cached_arrays(candidate, lambda root=root: _folder(root))
+    raise ToolkitError(f"no CIFAR-10 data in {local}: expected cifar10-jpeg.tar.gz, cifar-10-python.tar.gz "
+                       "or train/ and test/ class folders")
+
+
+def _cifar10_batches(root):
+    """The official python batches: pickled dicts of 3072-byte rows (R, G, B planes)."""
+    def read(name):
+        with open(root / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.asarray(batch[b"labels"], np.int32)
+
+    parts = [read(f"data_batch_{i}") for i in range(1, 6)]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return train, read("test_batch"), CIFAR10_CLASSES
+
+
+# === Fashion-MNIST ===
+
+def _fashion_mnist(data_dir):
+    local = locate.local_copy("fashion-mnist", data_dir)
+    if local is None:
+        folder = locate.cache_dir() / "downloads" / "fashion-mnist"
+        for name, sha256 in FASHION_MNIST_FILES.items():
+            archives.download(FASHION_MNIST_URL + name, folder / name, sha256=sha256)
+        local = folder
+    missing = [name for name in FASHION_MNIST_FILES if not (local / name).is_file()]
+    if missing:
+        raise ToolkitError(f"no Fashion-MNIST data in {local}: missing {', '.join(missing)}")
+    train = (read_idx(local / "train-images-idx3-ubyte.gz")[..., None], read_idx(local / "train-labels-idx1-ubyte.gz"))
+    test = (read_idx(local / "t10k-images-idx3-ubyte.gz")[..., None], read_idx(local / "t10k-labels-idx1-ubyte.gz"))
+    return (train[0], train[1].astype(np.int32)), (test[0], test[1].astype(np.int32)), FASHION_MNIST_CLASSES
+
+
+def read_idx(path):
+    """An IDX file (gzipped or not): magic 0x0000 08 NDIM, big-endian dimension sizes, then uint8 data."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an unsigned-byte IDX file")
+        shape = struct.unpack(f">{ndim}I", data[4: 4 + 4 * ndim])
+        array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+        return array.reshape(shape)
+    except (OSError, ValueError, struct.error, EOFError) as e:
+        raise ToolkitError(f"cannot read IDX file {path}: {e}") from None
+
+
+# === Caches ===
+
+def _key(path):
+    stat = Path(path).stat()
+    return hashlib.sha256(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def _extract(tarball):
+    return archives.extract_tarball(tarball, locate.cache_dir() / "extracted" / f"{tarball.name}-{_key(tarball)}")
+
+
+def _cached_arrays(source, read):
+    """Decoding 60,000 JPEGs takes a while: keep the arrays in the cache, keyed by the source."""
+    from toolkit.io import atomic_path
+
+    cache = locate.cache_dir() / "arrays" / f"{Path(source).name}-{_key(source)}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as f:
+            test = (f["x_test"], f["y_test"]) if "x_test" in f else None
+            return (f["x_train"], f["y_train"]), test, tuple(str(c) for c in f["classes"])
+    train, test, classes = read()
+    arrays = {"x_train": train[0], "y_train": train[1], "classes": np.asarray(classes)}
+    if test is not None:
+        arrays.update(x_test=test[0], y_test=test[1])
+    with atomic_path(cache, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    return train, test, classes
