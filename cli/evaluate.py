@@ -23,3 +23,17 @@ def sentiment(model_path, data_dir, batch_size):
 
     report = evaluate_sentiment(model_path or models_dir() / "sentiment", data_dir, batch_size=batch_size)
     click.echo(json.dumps(report, indent=2))
+
+
+@evaluate.command()
+@options.model_option("cifar10_resnet")
+@click.option("--dataset", type=click.Choice(["cifar10", "fashion_mnist", "folder"]), default="cifar10",
+              show_default=True)
+@options.data_dir
+def images(model_path, dataset, data_dir):
+    """Accuracy of an image classifier on a data set's test split (and its confusion matrix)."""
+    from toolkit.images import evaluate as evaluate_images
+    from toolkit.predictor import models_dir
+
+    report = evaluate_images(model_path or models_dir() / "cifar10_resnet", dataset, data_dir)
+    click.echo(json.dumps(report, indent=2))

@@ -1,5 +1,7 @@
 """`toolkit export RUN`: a training run's best model as a SavedModel in TF Serving's layout."""
 
+from pathlib import Path
+
 import click
 
 
@@ -13,8 +15,17 @@ def export(run_dir, name, version, to):
     from toolkit.runtime import import_tensorflow
 
     import_tensorflow()
+    from toolkit import images, sentiment
+    from toolkit.errors import ToolkitError
     from toolkit.export import next_version
-    from toolkit.sentiment import export_run
+    from toolkit.io import read_json
 
-    path = export_run(run_dir, to, name, version if version is not None else next_version(to, name))
+    config = Path(run_dir) / "config.json"
+    if not config.is_file():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+    kind = read_json(config).get("kind")
+    families = {sentiment.KIND: sentiment.export_run, images.KIND: images.export_run}
+    if kind not in families:
+        raise ToolkitError(f"{run_dir} is a run of unknown kind {kind!r}")
+    path = families[kind](run_dir, to, name, version if version is not None else next_version(to, name))
     click.echo(str(path))

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cli import evaluate, export, predict, train
+from cli import classify, evaluate, export, plot, predict, train
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
@@ -32,6 +32,7 @@ def toolkit():
 
     \b
       toolkit predict review.txt          sentiment of a movie review (shipped model)
+      toolkit classify photo.jpg          the class of an image (shipped CIFAR-10 ResNet)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
     """
@@ -39,9 +40,11 @@ def toolkit():
 
 
 toolkit.add_command(predict.predict)
+toolkit.add_command(classify.classify)
 toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)
+toolkit.add_command(plot.plot)
 
 
 def main():

@@ -23,6 +23,10 @@ def train():
               help="Sequence to vector: the last hidden state, or max/mean over the valid (unpadded) steps.")
 @click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation (tanh, relu, ...).")
 @click.option("--dropout", default=0.0, show_default=True, help="On embeddings (channels) and before the head.")
+@click.option("--bigram-buckets", default=0, show_default=True,
+              help="Add embeddings of hashed (previous word, word) pairs: short phrases as units. 0 = off.")
+@click.option("--word-dropout", default=0.0, show_default=True,
+              help="Training only: drop this fraction of each review's words, anew each epoch.")
 @click.option("--l2", default=0.0, show_default=True, help="L2 weight penalty: a Gaussian prior, i.e. MAP training.")
 @click.option("--vocabulary-size", default=20000, show_default=True)
 @click.option("--max-length", default=800, show_default=True, help="Tokens kept per review; shorter ones are padded and masked.")

@@ -62,3 +62,43 @@ def tiny_model(tiny_run, tmp_path_factory):
     models = tmp_path_factory.mktemp("saved_models")
     export_run(tiny_run, models, "sentiment", 1)
     return models / "sentiment"
+
+
+COLORS = {"blue": (30, 40, 200), "green": (40, 190, 40), "red": (200, 30, 30)}
+
+
+@pytest.fixture(scope="session")
+def image_data(tmp_path_factory):
+    """`ROOT/{train,test}/{blue,green,red}/*.png`: 16x16 noisy squares of one colour each."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 16), ("test", 4)):
+        for name, color in COLORS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(color) + rng.normal(0, 25, (16, 16, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_image_run(image_data, tmp_path_factory):
+    from toolkit.images import TrainConfig, train
+
+    run_dir = tmp_path_factory.mktemp("image_run") / "tiny"
+    train(TrainConfig(dataset="folder", data_dir=str(image_data), arch="resnet20", width=4, epochs=3,
+                      batch_size=8, learning_rate=0.05, warmup_epochs=0, validation_split=0.25), run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model(tiny_image_run, tmp_path_factory):
+    """`tiny_image_run` exported as MODELS/colors/1; returns MODELS/colors."""
+    from toolkit.images import export_run
+
+    models = tmp_path_factory.mktemp("image_models")
+    export_run(tiny_image_run, models, "colors", 1)
+    return models / "colors"

@@ -99,7 +99,7 @@ def test_model_of_another_kind_and_a_broken_model(runner, tiny_model, reviews, t
     meta = other / "assets.extra" / "toolkit.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "kind": "image_classifier"}))
     result = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(other.parent)])
-    assert result.exit_code == 1 and "is a image_classifier model, not a text_classifier model" in result.stderr
+    assert result.exit_code == 1 and "holds a 'image_classifier' model; this command needs a 'text_classifier' model" in result.stderr
 
     broken = tmp_path / "broken" / "1"
     shutil.copytree(tiny_model / "1", broken)

@@ -10,14 +10,14 @@ import datetime
 import json
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-
 import toolkit
 from toolkit.errors import ToolkitError
 from toolkit.io import atomic_path, write_json
 
 METADATA_PATH = Path("assets.extra") / "toolkit.json"
+
+# TensorFlow and Keras are imported inside the functions that build graphs, so that reading
+# a model's metadata (to refuse a wrong --model quickly) costs no TensorFlow import.
 
 
 def version_dir(to, name, version):
@@ -68,6 +68,9 @@ def text_classifier_archive(model, preprocessor, class_names, task):
 
     `probability` is the model's probability of the returned label.
     """
+    import keras
+    import tensorflow as tf
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(preprocessor.vectorizer)
@@ -99,6 +102,9 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
 
     With `flip_average`, the probabilities are averaged with those of the mirrored image.
     """
+    import keras
+    import tensorflow as tf
+
     from toolkit.preprocessing.image import decode_image
 
     height, width, channels = model.input_shape[1:]

@@ -155,7 +155,8 @@ def score_arrays(model, images, labels, batch_size=500):
 def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     """Exports the best model of a run as `TO/NAME/VERSION` (image bytes in, labels out).
 
-    `flip_average` defaults to what scored better on the test split at the end of training.
+    `flip_average` (test-time augmentation: average with the mirrored image) defaults to on
+    for models trained with horizontal flips, which have learned both orientations.
     """
     import keras
 
@@ -170,11 +171,31 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     model = keras.saving.load_model(best, compile=False)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
     if flip_average is None:
-        test = (metrics or {}).get("test", {})
-        flip_average = test.get("accuracy_flip_averaged", 0.0) > test.get("accuracy", 1.0)
+        flip_average = bool(config["train"].get("flip"))
     archive = export.image_classifier_archive(model, config["class_names"], top_k=top_k, flip_average=flip_average)
     metadata = {"kind": KIND, "class_names": config["class_names"], "image_shape": config["image_shape"],
                 "flip_average": bool(flip_average), "train": config["train"], "parameters": model.count_params()}
     if metrics:
         metadata["metrics"] = metrics
     return export.write_saved_model(archive, to, name, version, metadata)
+
+
+def evaluate(model_path, dataset="cifar10", data_dir=None):
+    """Accuracy of an exported image classifier on the test split (through its pixels signature)."""
+    from toolkit.data import images
+    from toolkit.metrics import classification_report
+    from toolkit.predictor import ImageClassifier
+
+    classifier = ImageClassifier(model_path)
+    splits = images.load(dataset, data_dir)
+    if splits.test is None:
+        raise ToolkitError(f"the {dataset} data in {data_dir} has no test split")
+    if tuple(splits.class_names) != tuple(classifier.class_names):
+        raise ToolkitError(f"the model's classes {classifier.class_names} are not the data's {list(splits.class_names)}")
+    start = time.monotonic()
+    predictions = classifier.predict_pixels(splits.test[0].astype("float32"))
+    seconds = time.monotonic() - start
+    truth = [splits.class_names[i] for i in splits.test[1]]
+    report = classification_report(truth, [p["label"] for p in predictions], splits.class_names)
+    report.update(model=str(classifier.model_dir), examples=len(truth), seconds=round(seconds, 1))
+    return report

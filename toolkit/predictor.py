@@ -29,7 +29,7 @@ def resolve_model_dir(path):
 
 
 def load_saved_model(path, kind):
-    """(loaded SavedModel, metadata, folder), refusing models that are not of `kind`."""
+    """(its signatures, metadata, folder), refusing models that are not of `kind`."""
     from toolkit.export import read_metadata
 
     model_dir = resolve_model_dir(path)
@@ -37,17 +37,17 @@ def load_saved_model(path, kind):
     if metadata is None:
         raise ToolkitError(f"{model_dir} is a SavedModel, but not one exported by toolkit (no assets.extra/toolkit.json)")
     if metadata.get("kind") != kind:
-        raise ToolkitError(f"{model_dir} is a {metadata.get('kind')} model, not a {kind} model")
+        raise ToolkitError(f"{model_dir} holds a {metadata.get('kind')!r} model; this command needs a {kind!r} model")
     from toolkit.runtime import import_tensorflow
 
     tf = import_tensorflow()
     try:
-        loaded = tf.saved_model.load(str(model_dir))
-        serve = loaded.signatures["serving_default"]
+        signatures = dict(tf.saved_model.load(str(model_dir)).signatures)
+        signatures["serving_default"]  # noqa: B018  (every toolkit model has one)
     except Exception as e:  # a corrupt graph surfaces as any of several TF errors
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ToolkitError(f"cannot load the model in {model_dir}: {message}") from None
-    return serve, metadata, model_dir
+    return signatures, metadata, model_dir
 
 
 class TextClassifier:
@@ -56,7 +56,8 @@ class TextClassifier:
     def __init__(self, path):
         from toolkit.sentiment import KIND
 
-        self.serve, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        signatures, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        self.serve = signatures["serving_default"]
         self.class_names = self.metadata["class_names"]
 
     def predict(self, texts, batch_size=64):
@@ -86,10 +87,10 @@ class ImageClassifier:
     def __init__(self, path):
         from toolkit.images import KIND
 
-        self.serve, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        signatures, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        self.serve_pixels = signatures["predict_pixels"]
         self.class_names = self.metadata["class_names"]
         self.image_shape = tuple(self.metadata["image_shape"])
-        self._pixels = None
 
     def decode(self, data, name="image"):
         """Pixels of one encoded image, as the serving graph decodes them; ToolkitError if it is not one."""
@@ -108,11 +109,9 @@ class ImageClassifier:
         import numpy as np
         import tensorflow as tf
 
-        if self._pixels is None:
-            self._pixels = tf.saved_model.load(str(self.model_dir)).signatures["predict_pixels"]
         results = []
         for start in range(0, len(pixels), batch_size):
-            out = self._pixels(pixels=tf.constant(np.asarray(pixels[start:start + batch_size], "float32")))
+            out = self.serve_pixels(pixels=tf.constant(np.asarray(pixels[start:start + batch_size], "float32")))
             out = {k: v.numpy() for k, v in out.items()}
             for row in range(len(out["label"])):
                 results.append({

@@ -28,6 +28,8 @@ class TrainConfig:
     pooling: str = "last"
     activation: str = "tanh"
     dropout: float = 0.0
+    bigram_buckets: int = 0  # > 0: add hashed-bigram embeddings to the word embeddings
+    word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
     l2: float = 0.0
     vocabulary_size: int = 20000
     max_length: int = 800
@@ -44,7 +46,7 @@ class TrainConfig:
 
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "num_layers", "bidirectional",
-                                               "pooling", "activation", "dropout", "l2")}
+                                               "pooling", "activation", "dropout", "l2", "bigram_buckets")}
 
 
 def load_splits(config):
@@ -76,6 +78,16 @@ def _targets(task, class_names):
     if task == "binary":
         return lambda y: tf.cast(y, "float32")
     return lambda y: y
+
+
+def drop_words(ids, rate):
+    """Removes each token with probability `rate` (keeping at least one): a regulariser that
+    stops the model from leaning on any single word, applied afresh every epoch."""
+    import tensorflow as tf
+
+    keep = tf.random.uniform(tf.shape(ids)) >= rate
+    keep = tf.tensor_scatter_nd_update(keep, [[0]], [True]) if ids.shape.rank == 1 else keep
+    return tf.boolean_mask(ids, keep)
 
 
 def train(config, run_dir):
@@ -117,10 +129,13 @@ def train(config, run_dir):
 
     target = _targets(task, splits.class_names)
 
-    def batches(dataset, shuffle):
+    def batches(dataset, training):
         dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
                               num_parallel_calls=tf.data.AUTOTUNE).cache()
-        return bucketed_batches(dataset, config.batch_size, shuffle=shuffle, seed=config.seed)
+        if training and config.word_dropout:
+            dataset = dataset.map(lambda ids, y: (drop_words(ids, config.word_dropout), y),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+        return bucketed_batches(dataset, config.batch_size, shuffle=training, seed=config.seed)
 
     train_batches, validation_batches = batches(splits.train, True), batches(splits.validation, False)
     model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),

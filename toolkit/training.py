@@ -242,3 +242,41 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
 
 def training_seconds(history):
     return round(sum(row.get("seconds", 0.0) for row in history), 1)
+
+
+def plot_runs(run_dirs, path, metric="accuracy", title=None):
+    """One figure comparing runs: training (dashed) and validation (solid) `metric` per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, run_dir in enumerate(run_dirs):
+        state = Path(run_dir) / "checkpoint" / "state.json"
+        history = read_json(state)["history"] if state.exists() else _read_history_csv(Path(run_dir) / "history.csv")
+        if not history or metric not in history[0]:
+            raise ToolkitError(f"{run_dir} has no {metric!r} history")
+        epochs = [row["epoch"] for row in history]
+        color = f"C{i}"
+        name = Path(run_dir).name
+        ax.plot(epochs, [row[metric] for row in history], "--", color=color, alpha=0.7, label=f"{name} (train)")
+        if f"val_{metric}" in history[0]:
+            ax.plot(epochs, [row[f"val_{metric}"] for row in history], "-", color=color, label=f"{name} (validation)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{metric} per epoch")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _read_history_csv(path):
+    if not path.exists():
+        raise ToolkitError(f"no history in {path.parent}: not a run folder")
+    with open(path) as f:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(f)]

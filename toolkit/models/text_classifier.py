@@ -15,6 +15,7 @@ likelihood one.
 
 import keras
 
+from toolkit.layers.ngrams import HashedBigrams
 from toolkit.layers.pooling import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D
 from toolkit.layers.recurrent import recurrent_layer
 
@@ -31,7 +32,7 @@ PRESETS = {
 
 def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell="lstm", units=64,
                           embedding_dim=128, num_layers=1, bidirectional=False, pooling="last",
-                          activation="tanh", dropout=0.0, recurrent_dropout=0.0, l2=0.0,
+                          activation="tanh", dropout=0.0, recurrent_dropout=0.0, l2=0.0, bigram_buckets=0,
                           name="text_classifier"):
     """Builds the model on token ids (`[batch, time]`, 0 = padding).
 
@@ -49,6 +50,8 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         dropout: on the embeddings (whole channels) and before the head.
         recurrent_dropout: on the recurrent state (slower: no fused kernel).
         l2: weight of the L2 penalty on all kernels but the embedding (the MAP prior).
+        bigram_buckets: if set, each step's input also gets the embedding of the hashed
+            (previous word, word) pair, from a table of this many rows (see `HashedBigrams`).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}. Received: task={task!r}")
@@ -65,6 +68,11 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
     # === Embedding: padded ids in, a mask that follows the sequence through the RNN ===
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    if bigram_buckets:
+        bigrams = HashedBigrams(vocabulary_size, bigram_buckets, name="bigram_ids")(token_ids)
+        bigrams = keras.layers.Embedding(bigram_buckets, embedding_dim, mask_zero=True,
+                                         name="bigram_embedding")(bigrams)
+        x = keras.layers.Add(name="word_and_bigram")([x, bigrams])
     if dropout:
         x = keras.layers.SpatialDropout1D(dropout, name="embedding_dropout")(x)
 

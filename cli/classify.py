@@ -1,0 +1,69 @@
+"""`toolkit classify`: the class of images in files, globs, or paths read from standard input."""
+
+import glob
+import json
+import sys
+
+import click
+
+from cli import options
+from toolkit.errors import ToolkitError
+
+MAX_IMAGE_BYTES = 50_000_000
+CHUNK = 256  # files decoded and classified at a time: memory stays bounded for any number of files
+
+
+def expand(patterns, stdin):
+    """Paths from arguments (a glob is expanded unless a file has that very name) and, for `-`, stdin lines."""
+    for pattern in patterns:
+        if pattern == "-":
+            yield from (line.strip() for line in stdin if line.strip())
+        elif any(c in pattern for c in "*?[") and not glob.os.path.exists(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            yield from matches or [pattern]
+        else:
+            yield pattern
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@options.model_option("cifar10_resnet")
+@click.option("--top-k", default=1, show_default=True, help="Also list the K most probable classes.")
+@options.json_output
+def classify(files, model_path, top_k, as_json):
+    """Classify the images in FILES (JPEG, PNG, GIF, BMP; globs allowed; `-` reads paths from stdin).
+
+    Prints FILE, label and its probability, tab-separated (and the top K with --top-k).
+    A bad file is reported on stderr and the others are still answered; the exit code is 1
+    if any failed.
+    """
+    from toolkit.inputs import read_bytes
+    from toolkit.predictor import ImageClassifier, models_dir
+
+    if top_k < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--top-k")
+    classifier = ImageClassifier(model_path or models_dir() / "cifar10_resnet")
+    failed = 0
+    paths = list(expand(files, sys.stdin))
+    for start in range(0, len(paths), CHUNK):
+        names, pixels = [], []
+        for path in paths[start:start + CHUNK]:
+            try:
+                data = read_bytes(path, MAX_IMAGE_BYTES)
+                pixels.append(classifier.decode(data, path))
+                names.append(path)
+            except ToolkitError as e:
+                click.echo(f"Error: {e}", err=True)
+                failed += 1
+        if names:
+            for name, result in zip(names, classifier.predict_pixels(pixels)):
+                result["top_k"] = result["top_k"][:top_k]
+                if as_json:
+                    click.echo(json.dumps({"file": name, **result}))
+                    continue
+                line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
+                if top_k > 1:
+                    line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
+                click.echo(line)
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,167 @@
+import io
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import toolkit
+from toolkit.export import read_metadata
+
+# Runs in a fresh interpreter that imports TensorFlow only: what TF Serving (or any client) sees.
+FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+files = json.loads(sys.argv[2])
+images = [open(f, "rb").read() for f in files]
+out = {}
+for size in (1, 7):
+    rows = []
+    for start in range(0, len(images), size):
+        res = model.signatures["serving_default"](image_bytes=tf.constant(images[start:start + size]))
+        rows += [[l.decode(), float(p), [t.decode() for t in top]] for l, p, top in
+                 zip(res["label"].numpy(), res["probability"].numpy(), res["top_k_labels"].numpy())]
+    out[size] = rows
+assert not any(name.split(".")[0] in ("toolkit", "cli") for name in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def save(path, image, **kwargs):
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Valid images in every supported format and mode, named by their true colour."""
+    root = tmp_path_factory.mktemp("photos")
+    red = Image.new("RGB", (40, 30), (210, 25, 25))
+    gif = [Image.new("P", (20, 20), 0), Image.new("P", (20, 20), 1)]
+    gif[0].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
+    gif[1].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([200, 30, 30, 0, 0, 0] + [0] * 762)
+    return {
+        "red.jpg": save(root / "red.jpg", red),
+        "red_cmyk.jpg": save(root / "red_cmyk.jpg", red.convert("CMYK")),
+        "red.bmp": save(root / "red.bmp", red),
+        "red_rgba.png": save(root / "red_rgba.png", red.convert("RGBA")),
+        "green_16bit.png": save(root / "green_16bit.png", Image.fromarray(
+            np.full((16, 16), 30000, np.uint16)).convert("I;16")),
+        "red_palette_alpha.png": save(root / "red_palette_alpha.png", palette, transparency=1),
+        "blue_animated.gif": save(root / "blue_animated.gif", gif[0], save_all=True, append_images=gif[1:]),
+        "red_1x1.png": save(root / "red_1x1.png", Image.new("RGB", (1, 1), (210, 25, 25))),
+        "blue_6000.png": save(root / "blue_6000.png", Image.new("RGB", (6000, 6000), (30, 40, 200))),
+    }
+
+
+def test_image_export_layout(tiny_image_model):
+    meta = read_metadata(tiny_image_model / "1")
+    assert meta["kind"] == "image_classifier" and meta["class_names"] == ["blue", "green", "red"]
+    assert meta["image_shape"] == [16, 16, 3] and meta["flip_average"] is True
+
+
+def test_classify_every_kind_of_image(tiny_image_model, photos):
+    result = CliRunner().invoke(toolkit, ["classify", *map(str, photos.values()), "--model", str(tiny_image_model),
+                                          "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(p) for p in photos.values()]
+    for name, record in zip(photos, records):
+        assert 0 < record["probability"] <= 1 and len(record["top_k"]) == 1
+        if name != "green_16bit.png":  # a gray image: any answer is fine, as long as there is one
+            assert record["label"] == name.split("_")[0].split(".")[0], name
+
+
+def hostile(tmp_path, photos):
+    (tmp_path / "text.jpg").write_text("this is not an image")
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3)).astype("uint8")
+    data = save(io.BytesIO(), Image.fromarray(noise), format="JPEG").getvalue()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.jpg").mkdir()
+    tiff = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(tiff, format="TIFF")
+    (tmp_path / "image.tiff").write_bytes(tiff.getvalue())
+    return {"text.jpg": "not an image", "truncated.jpg": "not a readable image", "empty.png": "empty file",
+            "folder.jpg": "is a folder", "image.tiff": "TIFF images are not supported", "missing.jpg": "no such file"}
+
+
+def test_bad_images_get_one_line_each_and_the_others_are_answered(tiny_image_model, photos, tmp_path):
+    cases = hostile(tmp_path, photos)
+    args = [str(tmp_path / name) for name in cases] + [str(photos["red.jpg"])]
+    result = CliRunner().invoke(toolkit, ["classify", *args, "--model", str(tiny_image_model)])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(cases), result.stderr
+    for line, (name, message) in zip(errors, cases.items()):
+        assert line.startswith("Error: ") and name in line and message in line, line
+    assert result.stdout.split("\t")[:2] == [str(photos["red.jpg"]), "red"]
+    assert "Traceback" not in result.output
+
+
+def test_globs_stdin_and_top_k(tiny_image_model, photos):
+    folder = photos["red.jpg"].parent
+    result = CliRunner().invoke(toolkit, ["classify", str(folder / "red*.png"), "-", "--top-k", "3",
+                                          "--model", str(tiny_image_model)], input=f"{photos['red.jpg']}\n\n")
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines] == sorted(str(p) for p in folder.glob("red*.png")) + [str(photos["red.jpg"])]
+    top = lines[-1][3].split(", ")
+    assert len(top) == 3 and top[0].startswith("red ")
+
+
+def test_serving_signature_in_a_fresh_process(tiny_image_model, tiny_image_run, photos):
+    files = [str(photos[n]) for n in ("red.jpg", "red_cmyk.jpg", "blue_animated.gif", "red.bmp", "red_1x1.png",
+                                      "red_rgba.png", "green_16bit.png")]
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tiny_image_model / "1"), json.dumps(files)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["1"] == out["7"] or np.allclose([r[1] for r in out["1"]], [r[1] for r in out["7"]], rtol=1e-5)
+    assert [r[0] for r in out["7"]] == [r[0] for r in out["1"]]
+
+    # The same numbers as the Keras model on pixels decoded the same way (flip-averaged).
+    from toolkit.predictor import ImageClassifier
+
+    classifier = ImageClassifier(tiny_image_model)
+    pixels = np.stack([classifier.decode(open(f, "rb").read(), f) for f in files])
+    model = keras.saving.load_model(tiny_image_run / "best.keras")
+    expected = (model.predict(pixels, verbose=0) + model.predict(pixels[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose([r[1] for r in out["7"]], expected.max(axis=1), rtol=1e-4, atol=1e-5)
+    assert [r[0] for r in out["7"]] == [classifier.class_names[i] for i in expected.argmax(axis=1)]
+
+
+def test_train_images_refuses_unusable_folders(tmp_path):
+    (tmp_path / "one" / "cats").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "one" / "cats" / "a.png")
+    result = CliRunner().invoke(toolkit, ["train", "images", "--data-dir", str(tmp_path / "one"), "--out",
+                                          str(tmp_path / "run")])
+    assert result.exit_code == 1 and "one class only ('cats')" in result.stderr
+    (tmp_path / "one" / "dogs").mkdir()
+    result = CliRunner().invoke(toolkit, ["train", "images", "--data-dir", str(tmp_path / "one"), "--out",
+                                          str(tmp_path / "run")])
+    assert result.exit_code == 1 and "dogs has no images" in result.stderr
+    result = CliRunner().invoke(toolkit, ["train", "images", "--arch", "resnet21", "--dataset", "folder",
+                                          "--data-dir", str(tmp_path / "one"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+
+
+def test_evaluate_and_export_images(tiny_image_run, image_data, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(toolkit, ["export", str(tiny_image_run), "--name", "c", "--to", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(toolkit, ["evaluate", "images", "--model", str(tmp_path / "c"), "--dataset", "folder",
+                                     "--data-dir", str(image_data)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
+    result = runner.invoke(toolkit, ["predict", str(image_data / "train" / "red" / "0.png"), "--model",
+                                     str(tmp_path / "c")])
+    assert result.exit_code == 1  # a PNG is binary: refused before the model is even loaded
