@@ -68,3 +68,15 @@ def test_layers_are_named_and_the_model_round_trips(tmp_path):
 def test_invalid_arguments_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_text_classifier(12, **kwargs)
+
+
+def test_hashed_bigrams_keep_padding_and_see_word_order():
+    from toolkit.layers.ngrams import HashedBigrams
+
+    layer = HashedBigrams(vocabulary_size=12, num_buckets=50)
+    out = np.asarray(layer(np.array([[4, 7, 9, 0], [7, 4, 9, 0]], "int32")))
+    assert out[0, 3] == 0 and out[1, 3] == 0 and (out[:, :3] > 0).all() and (out < 50).all()
+    assert out[0, 1] != out[1, 1]  # (4, 7) and (7, 4) are different phrases
+    model = build_text_classifier(12, units=4, embedding_dim=4, bigram_buckets=50, pooling="max")
+    padded = model.predict(IDS, verbose=0)
+    np.testing.assert_allclose(padded[1], model.predict(IDS[1:, :2], verbose=0)[0], rtol=1e-5, atol=1e-6)

@@ -107,3 +107,23 @@ def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint" / "state.json").write_text('{"model": "epoch-0001.keras"}')
     with pytest.raises(ToolkitError, match="cannot resume"):
         training.load_checkpoint(tmp_path)
+
+
+def test_plot_runs_compares_several_runs(tmp_path):
+    train, val = data()
+    for name in ("a", "b"):
+        training.fit(tiny_model(), train, val, tmp_path / name, epochs=2, verbose=0)
+    training.plot_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp.png", metric="accuracy")
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ToolkitError, match="no 'bleu' history"):
+        training.plot_runs([tmp_path / "a"], tmp_path / "x.png", metric="bleu")
+
+
+def test_learning_rate_schedules():
+    step = training.learning_rate_schedule(0.1, "step", total_steps=100, warmup_steps=10)
+    assert [round(float(step(s)), 4) for s in (0, 9, 20, 50, 75)] == [0.01, 0.1, 0.1, 0.01, 0.001]
+    cosine = training.learning_rate_schedule(0.1, "cosine", total_steps=100)
+    assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(100)) == pytest.approx(0.0, abs=1e-6)
+    assert training.learning_rate_schedule(0.1, "constant") == 0.1
+    with pytest.raises(ValueError, match="total_steps > warmup_steps"):
+        training.learning_rate_schedule(0.1, "cosine", total_steps=5, warmup_steps=5)

@@ -95,12 +95,7 @@ def train(config, run_dir):
     run_dir = Path(run_dir)
     settings = dataclasses.asdict(config)
     config_file = run_dir / "config.json"
-    if config_file.exists():
-        previous = read_json(config_file)["train"]
-        changed = [k for k in settings if k not in ("epochs", "patience") and previous.get(k) != settings[k]]
-        if changed:
-            raise ToolkitError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
-                               "use a new --out folder, or the same options to resume it")
+    training.check_same_settings(run_dir, settings)
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
     classes = len(splits.class_names)

@@ -208,6 +208,21 @@ def plot_learning_curves(history, path, title=None):
     plt.close(fig)
 
 
+def check_same_settings(run_dir, settings, may_change=("epochs", "patience")):
+    """Refuses to resume a run folder with different settings: one folder, one experiment.
+
+    Only the stopping rules (`may_change`) can differ, so a finished run can be continued.
+    """
+    config_file = Path(run_dir) / "config.json"
+    if not config_file.exists():
+        return
+    previous = read_json(config_file).get("train", {})
+    changed = [k for k in settings if k not in may_change and previous.get(k) != settings[k]]
+    if changed:
+        raise ToolkitError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
+                           "use a new --out folder, or the same options to resume it")
+
+
 def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="val_loss", mode="min",
         callbacks=(), verbose="auto"):
     """Trains `model` (compiled) for up to `epochs` epochs in `run_dir`, resuming if it was interrupted.

@@ -1,0 +1,74 @@
+"""The models in saved_models/: quick checks on real inputs, and (slow) their test-split scores."""
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import toolkit
+from tests.conftest import REPO, SHARED_DATA
+
+SHIPPED = REPO / "saved_models"
+
+
+def shipped(name):
+    return pytest.mark.skipif(not (SHIPPED / name).is_dir(), reason=f"saved_models/{name} not trained yet")
+
+
+@shipped("sentiment")
+def test_shipped_sentiment_model_reads_reviews(tmp_path):
+    (tmp_path / "good.txt").write_text("One of the best films I have seen in years. Brilliant acting, a moving "
+                                       "story and a wonderful score. I loved every minute of it.")
+    (tmp_path / "bad.txt").write_text("A dull, badly acted mess. The plot makes no sense and the dialogue is "
+                                      "awful. I wanted to leave after twenty minutes. Avoid it.")
+    result = CliRunner().invoke(toolkit, ["predict", str(tmp_path / "good.txt"), str(tmp_path / "bad.txt")])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[1] for row in rows] == ["pos", "neg"]
+    assert all(float(row[2]) > 0.8 for row in rows)
+
+
+@shipped("cifar10_resnet")
+def test_shipped_cifar10_model_names_real_photos(tmp_path):
+    from toolkit.data import images
+
+    tarball = SHARED_DATA / "cifar10" / "cifar10-jpeg.tar.gz"
+    if not tarball.exists():
+        pytest.skip("needs ../shared/data/cifar10")
+    import tarfile
+
+    with tarfile.open(tarball) as tar:
+        names = [f"cifar10/test/{c}/0000.jpg" for c in images.CIFAR10_CLASSES]
+        for name in names:
+            (tmp_path / name.split("/")[2]).write_bytes(tar.extractfile(name).read())
+    files = [str(tmp_path / c) for c in images.CIFAR10_CLASSES]
+    result = CliRunner().invoke(toolkit, ["classify", *files, "--json"])
+    assert result.exit_code == 0, result.output
+    labels = [line.split('"label": "')[1].split('"')[0] for line in result.stdout.splitlines()]
+    assert sum(label == c for label, c in zip(labels, images.CIFAR10_CLASSES)) >= 8
+
+
+@pytest.mark.slow
+@shipped("sentiment")
+def test_shipped_sentiment_accuracy_on_all_25000_test_reviews():
+    from toolkit.sentiment import evaluate
+
+    report = evaluate(SHIPPED / "sentiment", SHARED_DATA / "imdb")
+    assert report["examples"] == 25000
+    assert report["accuracy"] >= 0.89
+
+
+@pytest.mark.slow
+@shipped("cifar10_resnet")
+def test_shipped_cifar10_accuracy():
+    from toolkit.images import evaluate
+
+    report = evaluate(SHIPPED / "cifar10_resnet", "cifar10", SHARED_DATA / "cifar10")
+    assert report["examples"] == 10000 and report["accuracy"] >= 0.87
+
+
+@pytest.mark.slow
+@shipped("fashion_mnist_resnet")
+def test_shipped_fashion_mnist_accuracy():
+    from toolkit.images import evaluate
+
+    report = evaluate(SHIPPED / "fashion_mnist_resnet", "fashion_mnist", SHARED_DATA / "fashion-mnist")
+    assert report["examples"] == 10000 and report["accuracy"] >= 0.94
