@@ -6,12 +6,15 @@ import click
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--name", required=True, help="Model name: the folder TF Serving serves it under.")
 @click.option("--version", type=int, default=None, help="Version number (default: the next free one). Never overwritten.")
 @click.option("--to", "to", type=click.Path(file_okay=False), default="saved_models", show_default=True)
-def export(run_dir, name, version, to):
-    """Write RUN's best model to TO/NAME/VERSION/ (a temporary folder, renamed into place)."""
+def export(run_dirs, name, version, to):
+    """Write RUN's best model to TO/NAME/VERSION/ (a temporary folder, renamed into place).
+
+    Several text-classifier RUNs make one ensemble model that averages their probabilities.
+    """
     from toolkit.runtime import import_tensorflow
 
     import_tensorflow()
@@ -20,12 +23,17 @@ def export(run_dir, name, version, to):
     from toolkit.export import next_version
     from toolkit.io import read_json
 
-    config = Path(run_dir) / "config.json"
+    config = Path(run_dirs[0]) / "config.json"
     if not config.is_file():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+        raise ToolkitError(f"{run_dirs[0]} is not a training run folder (no config.json)")
     kind = read_json(config).get("kind")
-    families = {sentiment.KIND: sentiment.export_run, images.KIND: images.export_run}
-    if kind not in families:
-        raise ToolkitError(f"{run_dir} is a run of unknown kind {kind!r}")
-    path = families[kind](run_dir, to, name, version if version is not None else next_version(to, name))
+    version = version if version is not None else next_version(to, name)
+    if kind == sentiment.KIND:
+        path = sentiment.export_run(run_dirs, to, name, version)
+    elif kind == images.KIND and len(run_dirs) == 1:
+        path = images.export_run(run_dirs[0], to, name, version)
+    elif kind == images.KIND:
+        raise ToolkitError("ensembles of several runs are supported for text classifiers only")
+    else:
+        raise ToolkitError(f"{run_dirs[0]} is a run of unknown kind {kind!r}")
     click.echo(str(path))

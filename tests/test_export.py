@@ -89,3 +89,25 @@ def test_next_version(tmp_path):
 def test_export_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ToolkitError, match="not a training run folder"):
         export_run(tmp_path, tmp_path / "out", "m", 1)
+
+
+def probabilities_of_pos(run_dir, texts):
+    model = keras.saving.load_model(run_dir / "best.keras")
+    return model.predict(TextPreprocessor.load(run_dir)(tf.constant(texts)), verbose=0)[:, 0]
+
+
+def test_an_ensemble_averages_its_members(tiny_config, tiny_run, tmp_path):
+    import dataclasses
+
+    from toolkit.sentiment import train
+
+    other = tmp_path / "other"
+    train(dataclasses.replace(tiny_config, seed=7, cell="lstm"), other)
+    path = export_run([tiny_run, other], tmp_path / "models", "ensemble", 1)
+    meta = export.read_metadata(path)
+    assert [m["train"]["cell"] for m in meta["ensemble"]] == ["gru", "lstm"]
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = serve(text=tf.constant(REVIEWS))
+    p = (probabilities_of_pos(tiny_run, REVIEWS) + probabilities_of_pos(other, REVIEWS)) / 2
+    np.testing.assert_allclose(out["probability"].numpy(), np.where(p >= 0.5, p, 1 - p), rtol=1e-4, atol=1e-5)
+    assert [label.decode() for label in out["label"].numpy()] == ["pos" if q >= 0.5 else "neg" for q in p]

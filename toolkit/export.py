@@ -63,21 +63,25 @@ def read_metadata(model_dir):
         raise ToolkitError(f"broken model metadata {path}: {e}") from None
 
 
-def text_classifier_archive(model, preprocessor, class_names, task):
+def text_classifier_archive(members, class_names, task):
     """`serving_default`: a batch of raw strings -> `{"label", "probability"}` (or `{"value"}` for regression).
 
-    `probability` is the model's probability of the returned label.
+    `members` is a list of (model, preprocessor) pairs; with several, their outputs (probabilities,
+    or values) are averaged: an ensemble of independently trained models. `probability` is the
+    model's probability of the returned label.
     """
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(preprocessor.vectorizer)
+    for model, preprocessor in members:
+        archive.track(model)
+        archive.track(preprocessor.vectorizer)
     names = tf.constant(list(class_names), dtype=tf.string)
 
     def serve(text):
-        outputs = model(preprocessor(text), training=False)
+        outputs = tf.add_n([model(preprocessor(text), training=False) for model, preprocessor in members])
+        outputs = outputs / len(members)
         if task == "regression":
             return {"value": outputs[:, 0]}
         if task == "binary":

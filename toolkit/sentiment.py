@@ -160,30 +160,40 @@ def train(config, run_dir):
     return results
 
 
-def export_run(run_dir, to, name, version):
-    """Exports the best model of a finished (or interrupted) run as `TO/NAME/VERSION`."""
+def export_run(run_dirs, to, name, version):
+    """Exports the best model of a run (or, given several runs, the average of theirs) as `TO/NAME/VERSION`."""
     import keras
 
+    import toolkit.models.text_classifier  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
     from toolkit.preprocessing.text import TextPreprocessor
-    import toolkit.models.text_classifier  # noqa: F401  (registers the custom layers for loading)
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
-    if config.get("kind") != KIND:
-        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
-    best = run_dir / training.BEST_MODEL
-    if not best.exists():
-        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
-    model = keras.saving.load_model(best)
-    preprocessor = TextPreprocessor.load(run_dir)
-    archive = export.text_classifier_archive(model, preprocessor, config["class_names"], config["task"])
-    metadata = {"kind": KIND, "task": config["task"], "class_names": config["class_names"],
-                "train": config["train"], "parameters": model.count_params()}
-    if (run_dir / "metrics.json").exists():
-        metadata["metrics"] = read_json(run_dir / "metrics.json")
+    run_dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
+    members, configs = [], []
+    for run_dir in run_dirs:
+        if not (run_dir / "config.json").exists():
+            raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+        config = read_json(run_dir / "config.json")
+        if config.get("kind") != KIND:
+            raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
+        if configs and (config["task"], config["class_names"]) != (configs[0]["task"], configs[0]["class_names"]):
+            raise ToolkitError(f"{run_dir} has other classes or another task than {run_dirs[0]}: "
+                               "an ensemble's members must answer the same question")
+        best = run_dir / training.BEST_MODEL
+        if not best.exists():
+            raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+        members.append((keras.saving.load_model(best), TextPreprocessor.load(run_dir)))
+        config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+        configs.append(config)
+    first = configs[0]
+    archive = export.text_classifier_archive(members, first["class_names"], first["task"])
+    metadata = {"kind": KIND, "task": first["task"], "class_names": first["class_names"],
+                "parameters": sum(model.count_params() for model, _ in members)}
+    if len(members) == 1:
+        metadata.update(train=first["train"], metrics=first["metrics"])
+    else:
+        metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
+                                for run_dir, c in zip(run_dirs, configs)]
     return export.write_saved_model(archive, to, name, version, metadata)
 
 

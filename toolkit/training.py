@@ -188,6 +188,7 @@ def plot_learning_curves(history, path, title=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     metrics = [k for k in history[0] if not k.startswith("val_") and k not in ("epoch", "seconds", "learning_rate")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
@@ -197,6 +198,7 @@ def plot_learning_curves(history, path, title=None):
         if any(f"val_{metric}" in row for row in history):
             ax.plot(epochs, [row.get(f"val_{metric}") for row in history], "o-", label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -265,6 +267,7 @@ def plot_runs(run_dirs, path, metric="accuracy", title=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, run_dir in enumerate(run_dirs):
@@ -279,6 +282,7 @@ def plot_runs(run_dirs, path, metric="accuracy", title=None):
         if f"val_{metric}" in history[0]:
             ax.plot(epochs, [row[f"val_{metric}"] for row in history], "-", color=color, label=f"{name} (validation)")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
