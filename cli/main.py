@@ -36,7 +36,7 @@ def toolkit():
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 toolkit.add_command(predict.predict)

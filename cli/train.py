@@ -38,6 +38,8 @@ def train():
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--epochs", default=3, show_default=True)
 @click.option("--patience", default=2, show_default=True, help="Stop after this many epochs without a better validation loss.")
+@click.option("--monitor", type=click.Choice(["val_loss", "val_accuracy"]), default="val_loss", show_default=True,
+              help="The validation score that picks the exported epoch and stops early.")
 @click.option("--validation-split", default=0.1, show_default=True, help="Fraction of the train folder held out.")
 @click.option("--seed", default=1337, show_default=True)
 @click.option("--regression", is_flag=True, help="Class folder names are numbers: fit them with squared error.")

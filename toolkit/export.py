@@ -73,9 +73,10 @@ def text_classifier_archive(members, class_names, task):
     import keras
     import tensorflow as tf
 
+    # Variables are tracked through the endpoints that use them; tracking the models as well
+    # would store every weight twice. The vectorizers' lookup tables are tracked explicitly.
     archive = keras.export.ExportArchive()
-    for model, preprocessor in members:
-        archive.track(model)
+    for _, preprocessor in members:
         archive.track(preprocessor.vectorizer)
     names = tf.constant(list(class_names), dtype=tf.string)
 
@@ -114,8 +115,7 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
     height, width, channels = model.input_shape[1:]
     k = min(top_k, len(class_names))
     names = tf.constant(list(class_names), dtype=tf.string)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
 
     def classify(pixels):
         probabilities = model(pixels, training=False)

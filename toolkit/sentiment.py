@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 3
     patience: int = 2
+    monitor: str = "val_loss"  # or "val_accuracy": which validation score picks best.keras and stops early
     validation_split: float = 0.1
     seed: int = 1337
     regression: bool = False  # targets are numbers (class folder names), fitted with squared error
@@ -144,11 +145,14 @@ def train(config, run_dir):
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
 
-    model, history = training.fit(model, train_batches, validation_batches, run_dir,
-                                  epochs=config.epochs, patience=config.patience)
+    monitor, mode = config.monitor, "min" if config.monitor.endswith("loss") else "max"
+    if task == "regression" and monitor != "val_loss":
+        raise ToolkitError(f"--monitor {monitor} needs classes; use val_loss for --regression")
+    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
+                                  patience=config.patience, monitor=monitor, mode=mode)
 
     results = {"task": task, "class_names": list(splits.class_names), "parameters": model.count_params(),
-               "epochs_trained": len(history), "best_epoch": training.best_epoch(history),
+               "epochs_trained": len(history), "best_epoch": training.best_epoch(history, monitor, mode),
                "train_seconds": training.training_seconds(history)}
     if splits.test is not None:
         start = time.monotonic()
@@ -182,7 +186,7 @@ def export_run(run_dirs, to, name, version):
         best = run_dir / training.BEST_MODEL
         if not best.exists():
             raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
-        members.append((keras.saving.load_model(best), TextPreprocessor.load(run_dir)))
+        members.append((keras.saving.load_model(best, compile=False), TextPreprocessor.load(run_dir)))
         config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
         configs.append(config)
     first = configs[0]
