@@ -66,7 +66,7 @@ def summary(results, run_dir):
 
 @train.command()
 @click.option("--dataset", type=click.Choice(["cifar10", "fashion_mnist", "folder"]), default=None,
-              help="Default: folder when --data-dir holds class folders, else cifar10.")
+              help="Default: guessed from --data-dir (IDX files, class folders), else cifar10.")
 @options.data_dir
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoints, history, curves, metrics. Re-run to resume.")
@@ -107,14 +107,21 @@ def images(run_dir, dataset, data_dir, version, **settings):
     from toolkit.images import TrainConfig, train as train_images
 
     if dataset is None:
-        dataset = "folder" if data_dir and _has_class_folders(data_dir) else "cifar10"
+        dataset = _guess_dataset(data_dir)
     results = train_images(TrainConfig(dataset=dataset, data_dir=data_dir, version=int(version), **settings), run_dir)
     click.echo(summary(results, run_dir))
 
 
-def _has_class_folders(path):
+def _guess_dataset(data_dir):
+    """IDX files: Fashion-MNIST; class folders: a folder data set; otherwise CIFAR-10 (tarball or download)."""
     from pathlib import Path
 
-    path = Path(path)
+    path = Path(data_dir) if data_dir else None
+    if path is None or not path.is_dir():
+        return "cifar10"
+    if any(path.glob("*-idx3-ubyte*")):
+        return "fashion_mnist"
     root = path / "train" if (path / "train").is_dir() else path
-    return path.is_dir() and not any(path.glob("*.tar.gz")) and any(p.is_dir() for p in root.iterdir())
+    if not any(path.glob("*.tar.gz")) and any(p.is_dir() for p in root.iterdir()):
+        return "folder"
+    return "cifar10"
