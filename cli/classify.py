@@ -2,6 +2,7 @@
 
 import glob
 import json
+import os
 import sys
 
 import click
@@ -18,7 +19,7 @@ def expand(patterns, stdin):
     for pattern in patterns:
         if pattern == "-":
             yield from (line.strip() for line in stdin if line.strip())
-        elif any(c in pattern for c in "*?[") and not glob.os.path.exists(pattern):
+        elif any(c in pattern for c in "*?[") and not os.path.exists(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             yield from matches or [pattern]
         else:

@@ -7,9 +7,6 @@ same pixels. `augmentation` is a Keras model of random layers, applied only whil
 
 import keras
 
-MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger images are refused before decoding
-
-
 def decode_image(image_bytes, size, channels):
     """Encoded JPEG/PNG/GIF/BMP bytes -> float32 `[height, width, channels]` in [0, 255].
 
