@@ -36,6 +36,8 @@ def predict(files, model_path, as_json, batch_size):
         for name, result in zip(names, classifier.predict(texts, batch_size=batch_size)):
             if as_json:
                 click.echo(json.dumps({"file": name, **result}))
+            elif "value" in result:  # a regression model
+                click.echo(f"{name}\t{result['value']:.4f}")
             else:
                 click.echo(f"{name}\t{result['label']}\t{result['probability']:.4f}")
     if failed:

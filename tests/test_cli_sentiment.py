@@ -145,3 +145,33 @@ def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["examples"] == 20 and sum(map(sum, report["confusion_matrix"])) == 20
+
+
+def test_regression_on_numeric_class_folders(runner, tmp_path):
+    import random
+
+    from tests.conftest import FILLER, NEGATIVE, POSITIVE, write_reviews
+
+    rng = random.Random(1)
+    for split, count in (("train", 30), ("test", 6)):
+        write_reviews(tmp_path / "data" / split / "1", NEGATIVE, count, rng)
+        write_reviews(tmp_path / "data" / split / "9", POSITIVE, count, rng)
+    run = tmp_path / "run"
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(tmp_path / "data"), "--regression",
+                                     "--units", "4", "--embedding-dim", "4", "--vocabulary-size", "30",
+                                     "--max-length", "8", "--batch-size", "8", "--epochs", "2",
+                                     "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "test mae" in result.stdout.splitlines()[-1]
+    assert runner.invoke(toolkit, ["export", str(run), "--name", "rating", "--to", str(tmp_path / "m")]).exit_code == 0
+    review = tmp_path / "r.txt"
+    review.write_text(" ".join(FILLER[:3] + POSITIVE[:2]))
+    result = runner.invoke(toolkit, ["predict", str(review), "--model", str(tmp_path / "m" / "rating")])
+    assert result.exit_code == 0, result.output
+    name, value = result.stdout.strip().split("\t")
+    assert name == str(review) and 0.0 < float(value) < 20.0
+    result = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", str(tmp_path / "m" / "rating"),
+                                     "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == 12 and report["mae"] >= 0 and report["rmse"] >= report["mae"]

@@ -220,7 +220,11 @@ def evaluate(model_path, data_dir=None, batch_size=64):
     start = time.monotonic()
     predictions = classifier.predict(texts, batch_size=batch_size)
     seconds = time.monotonic() - start
-    report = classification_report(labels, [p["label"] for p in predictions], class_names)
+    if classifier.metadata.get("task") == "regression":
+        errors = [abs(p["value"] - float(label)) for p, label in zip(predictions, labels)]
+        report = {"mae": sum(errors) / len(errors), "rmse": (sum(e * e for e in errors) / len(errors)) ** 0.5}
+    else:
+        report = classification_report(labels, [p["label"] for p in predictions], class_names)
     report.update(model=str(classifier.model_dir), examples=len(texts), seconds=round(seconds, 1),
                   examples_per_second=round(len(texts) / seconds, 1))
     return report
