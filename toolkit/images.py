@@ -159,7 +159,11 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     from toolkit import export, training
 
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
     config = read_json(run_dir / "config.json")
+    if config.get("kind") != KIND:
+        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not an {KIND}")
     best = run_dir / training.BEST_MODEL
     if not best.exists():
         raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
