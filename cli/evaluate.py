@@ -37,3 +37,21 @@ def images(model_path, dataset, data_dir):
 
     report = evaluate_images(model_path or models_dir() / "cifar10_resnet", dataset, data_dir)
     click.echo(json.dumps(report, indent=2))
+
+
+@evaluate.command()
+@options.model_option("translator_en_de")
+@options.data_dir
+@click.option("--split", default="test_2016_flickr", show_default=True, help="Multi30k split: val, test_2016_flickr, ...")
+@click.option("--pairs", type=click.Path(dir_okay=False), default=None, help="Score on this tab-separated pair file instead.")
+@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
+@click.option("--length-penalty", type=float, default=None, help="Default: the model's.")
+@click.option("--batch-size", default=64, show_default=True)
+def translation(model_path, data_dir, split, pairs, beam_size, length_penalty, batch_size):
+    """sacreBLEU BLEU and chrF of a translator on a Multi30k split (or your pair file)."""
+    from toolkit.predictor import models_dir
+    from toolkit.translation import evaluate as evaluate_translation
+
+    report = evaluate_translation(model_path or models_dir() / "translator_en_de", data_dir, split=split, pairs=pairs,
+                                  beam_size=beam_size, length_penalty=length_penalty, batch_size=batch_size)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))

@@ -18,7 +18,7 @@ def export(run_dirs, name, version, to):
     from toolkit.runtime import import_tensorflow
 
     import_tensorflow()
-    from toolkit import images, sentiment
+    from toolkit import images, sentiment, translation
     from toolkit.errors import ToolkitError
     from toolkit.export import next_version
     from toolkit.io import read_json
@@ -32,7 +32,9 @@ def export(run_dirs, name, version, to):
         path = sentiment.export_run(run_dirs, to, name, version)
     elif kind == images.KIND and len(run_dirs) == 1:
         path = images.export_run(run_dirs[0], to, name, version)
-    elif kind == images.KIND:
+    elif kind == translation.KIND and len(run_dirs) == 1:
+        path = translation.export_run(run_dirs[0], to, name, version)
+    elif kind in (images.KIND, translation.KIND):
         raise ToolkitError("ensembles of several runs are supported for text classifiers only")
     else:
         raise ToolkitError(f"{run_dirs[0]} is a run of unknown kind {kind!r}")

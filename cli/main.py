@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cli import classify, evaluate, export, plot, predict, train
+from cli import classify, evaluate, export, plot, predict, train, translate
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
@@ -33,6 +33,7 @@ def toolkit():
     \b
       toolkit predict review.txt          sentiment of a movie review (shipped model)
       toolkit classify photo.jpg          the class of an image (shipped CIFAR-10 ResNet)
+      toolkit translate "A dog runs."     English to German (shipped Multi30k translator)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
     """
@@ -41,6 +42,7 @@ def toolkit():
 
 toolkit.add_command(predict.predict)
 toolkit.add_command(classify.classify)
+toolkit.add_command(translate.translate)
 toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)

@@ -55,6 +55,56 @@ def sentiment(run_dir, **settings):
     click.echo(summary(results, run_dir))
 
 
+@train.command()
+@options.data_dir
+@click.option("--pairs", type=click.Path(dir_okay=False), default=None,
+              help="Tab-separated sentence pairs (source<TAB>target, Anki/Tatoeba format) instead of Multi30k.")
+@click.option("--src", "source_language", default="en", show_default=True, help="Multi30k source language.")
+@click.option("--tgt", "target_language", default="de", show_default=True, help="Multi30k target language.")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints, history, curves, metrics. Re-run to resume.")
+@click.option("--tokenizer", type=click.Choice(["sentencepiece", "words"]), default="sentencepiece", show_default=True,
+              help="Subword pieces (nothing is unknown) or whole words (rare ones become <unk>).")
+@click.option("--vocabulary-size", default=8000, show_default=True, help="Per language.")
+@click.option("--cell", type=click.Choice(["gru", "lstm", "simple_rnn"]), default="gru", show_default=True)
+@click.option("--units", default=256, show_default=True, help="Hidden units (per direction in the encoder).")
+@click.option("--embedding-dim", default=256, show_default=True)
+@click.option("--encoder-layers", default=1, show_default=True)
+@click.option("--decoder-layers", default=2, show_default=True,
+              help="Layer 1 reads the previous word; the attention context feeds the layers above it.")
+@click.option("--bidirectional/--unidirectional", default=True, show_default=True, help="Encoder direction(s).")
+@click.option("--attention", type=click.Choice(["luong", "bahdanau"]), default="luong", show_default=True,
+              help="Multiplicative (Luong) or additive (Bahdanau) attention scores.")
+@click.option("--dropout", default=0.3, show_default=True)
+@click.option("--label-smoothing", default=0.1, show_default=True)
+@click.option("--max-length", default=100, show_default=True, help="Training pairs with more tokens are left out.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True)
+@click.option("--clip-norm", type=float, default=1.0, show_default=True,
+              help="Clip gradients to this global norm: backpropagation through time can explode.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--patience", default=3, show_default=True, help="Stop after this many epochs without a better validation loss.")
+@click.option("--validation-split", default=0.05, show_default=True, help="--pairs only: fraction held out.")
+@click.option("--beam-size", default=5, show_default=True, help="Search used for the scores and the exported model's default.")
+@click.option("--length-penalty", default=1.0, show_default=True,
+              help="Beam hypotheses compete by log p / length**this (0: raw log p, 1: per-token).")
+@click.option("--seed", default=1337, show_default=True)
+def translation(run_dir, **settings):
+    """A recurrent encoder-decoder with attention on Multi30k (any two of en, de, fr, cs) or your pair file."""
+    from toolkit.runtime import import_tensorflow
+
+    import_tensorflow()
+    from toolkit.translation import TrainConfig, train as train_translation
+
+    results = train_translation(TrainConfig(**settings), run_dir)
+    test = results.get("test") or results["validation"]
+    split = "test" if results.get("test") else "validation"
+    click.echo(f"{split} BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f} (beam {test['beam_size']}) on "
+               f"{test['sentences']} sentences. Details: {run_dir}/metrics.json")
+
+
 def summary(results, run_dir):
     """One closing line: the test score (if the data has a test split) and where the details are."""
     test = results.get("test")

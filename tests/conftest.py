@@ -102,3 +102,55 @@ def tiny_image_model(tiny_image_run, tmp_path_factory):
     models = tmp_path_factory.mktemp("image_models")
     export_run(tiny_image_run, models, "colors", 1)
     return models / "colors"
+
+
+# A toy language pair: each English word has one German word, in the same order, so a tiny
+# model learns it in seconds and its translations can be checked word for word.
+LEXICON = {"a": "ein", "dog": "Hund", "cat": "Katze", "man": "Mann", "runs": "rennt", "sleeps": "schläft",
+           "sees": "sieht", "big": "großer", "small": "kleiner", "red": "roter", "ball": "Ball", "now": "jetzt"}
+
+
+def toy_translation(sentence):
+    return " ".join(LEXICON[w] for w in sentence.rstrip(".").split()) + "."
+
+
+@pytest.fixture(scope="session")
+def pair_data(tmp_path_factory):
+    """A tab-separated pair file of 300 toy sentences (3-6 words) and their word-for-word translations."""
+    rng = random.Random(1)
+    words = list(LEXICON)
+    lines = []
+    for _ in range(300):
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(3, 6))) + "."
+        lines.append(f"{sentence}\t{toy_translation(sentence)}\tCC-BY 2.0 (France) Attribution: tatoeba.org")
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_translation_config(pair_data):
+    from toolkit.translation import TrainConfig
+
+    return TrainConfig(pairs=str(pair_data), vocabulary_size=40, units=32, embedding_dim=16, decoder_layers=2,
+                       dropout=0.0, label_smoothing=0.0, learning_rate=0.01, batch_size=16, epochs=25, patience=5,
+                       validation_split=0.1, beam_size=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_translation_run(tiny_translation_config, tmp_path_factory):
+    from toolkit.translation import train
+
+    run_dir = tmp_path_factory.mktemp("translation_run") / "tiny"
+    train(tiny_translation_config, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tiny_translation_run, tmp_path_factory):
+    """`tiny_translation_run` exported as MODELS/toy_en_de/1; returns MODELS/toy_en_de."""
+    from toolkit.translation import export_run
+
+    models = tmp_path_factory.mktemp("translators")
+    export_run(tiny_translation_run, models, "toy_en_de", 1)
+    return models / "toy_en_de"

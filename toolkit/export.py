@@ -136,3 +136,32 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
                          input_signature=[tf.TensorSpec(shape=(None, height, width, channels), dtype=tf.float32,
                                                         name="pixels")])
     return archive
+
+
+def translator_archive(graph, beam_size, length_penalty):
+    """Two signatures, both answering `{"translation": string, "score": float}` per sentence:
+
+    - `serving_default`: a batch of source sentences (`text`), searched with the run's
+      beam size and length penalty;
+    - `translate`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs.
+
+    `graph` is a `translation.TranslationGraph`: tokeniser, encoder, beam search and
+    detokeniser in one TensorFlow function, so clients send and receive plain text.
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
+    for resource in graph.trackables():
+        archive.track(resource)
+
+    def serve(text):
+        return graph.translate(text, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+    archive.add_endpoint("translate", graph.translate,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text"),
+                                          tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
+                                          tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")])
+    return archive

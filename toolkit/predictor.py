@@ -28,8 +28,12 @@ def resolve_model_dir(path):
     raise ToolkitError(f"{path} is not a model: no saved_model.pb in it or in a numbered version folder")
 
 
-def load_saved_model(path, kind):
-    """(its signatures, metadata, folder), refusing models that are not of `kind`."""
+def load_saved_model(path, kind, op_libraries=()):
+    """(its signatures, metadata, folder), refusing models that are not of `kind`.
+
+    `op_libraries`: modules to import before loading, which register the custom ops the
+    graph uses (TF Text's SentencePiece ops, for instance).
+    """
     from toolkit.export import read_metadata
 
     model_dir = resolve_model_dir(path)
@@ -41,6 +45,8 @@ def load_saved_model(path, kind):
     from toolkit.runtime import import_tensorflow
 
     tf = import_tensorflow()
+    for module in op_libraries:
+        __import__(module)
     try:
         signatures = dict(tf.saved_model.load(str(model_dir)).signatures)
         signatures["serving_default"]  # noqa: B018  (every toolkit model has one)
@@ -144,3 +150,28 @@ def check_image_header(data, name):
         raise ToolkitError(f"{name}: {kind} images are not supported (JPEG, PNG, GIF or BMP expected)")
     if width * height > MAX_IMAGE_PIXELS:
         raise ToolkitError(f"{name}: {width}x{height} is too large to decode (limit {MAX_IMAGE_PIXELS:,} pixels)")
+
+
+class Translator:
+    """An exported translator: source sentences in, `{"translation", "score"}` out."""
+
+    def __init__(self, path):
+        from toolkit.translation import KIND
+
+        signatures, self.metadata, self.model_dir = load_saved_model(path, KIND, op_libraries=("tensorflow_text",))
+        self.serve = signatures["translate"]
+
+    def translate(self, sentences, beam_size=None, length_penalty=None, batch_size=64):
+        """Translations in the order given; sentences of similar length are batched together."""
+        import tensorflow as tf
+
+        from toolkit.translation import translate_all
+
+        beam_size = self.metadata["beam_size"] if beam_size is None else beam_size
+        length_penalty = self.metadata["length_penalty"] if length_penalty is None else length_penalty
+        if beam_size < 1:
+            raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
+        beam = tf.constant(beam_size, tf.int32)
+        penalty = tf.constant(length_penalty, tf.float32)
+        return translate_all(lambda text: self.serve(text=text, beam_size=beam, length_penalty=penalty),
+                             list(sentences), batch_size)

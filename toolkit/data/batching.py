@@ -5,8 +5,11 @@ import tensorflow as tf
 DEFAULT_BOUNDARIES = (16, 32, 64, 96, 128, 160, 192, 256, 320, 400, 512, 640)
 
 
-def bucketed_batches(dataset, batch_size, *, shuffle=False, seed=None, boundaries=DEFAULT_BOUNDARIES):
+def bucketed_batches(dataset, batch_size, *, shuffle=False, seed=None, boundaries=DEFAULT_BOUNDARIES, length=None):
     """Batches (ids, label) pairs so that sequences of similar length travel together.
+
+    `length(*element)` gives an element's length (default: of its first component); every
+    component is padded with 0 to the longest in its batch.
 
     Padding costs recurrent steps (masked, but still computed), so grouping by length
     makes an epoch several times cheaper than padding everything to the longest review.
@@ -14,7 +17,7 @@ def bucketed_batches(dataset, batch_size, *, shuffle=False, seed=None, boundarie
     if shuffle:
         dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda ids, *_: tf.shape(ids)[0],
+        element_length_func=length or (lambda ids, *_: tf.shape(ids)[0]),
         bucket_boundaries=list(boundaries),
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )

@@ -16,7 +16,7 @@ CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru":
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 
 
-def recurrent_layer(cell, units, *, return_sequences=False, bidirectional=False, activation="tanh",
+def recurrent_layer(cell, units, *, return_sequences=False, return_state=False, bidirectional=False, activation="tanh",
                     dropout=0.0, recurrent_dropout=0.0, kernel_regularizer=None, name=None):
     """One recurrent layer, optionally wrapped in `Bidirectional` (forward and backward outputs concatenated)."""
     if cell not in CELLS:
@@ -35,6 +35,7 @@ def recurrent_layer(cell, units, *, return_sequences=False, bidirectional=False,
         units,
         activation=activation,
         return_sequences=return_sequences,
+        return_state=return_state,
         dropout=dropout,
         recurrent_dropout=recurrent_dropout,
         kernel_regularizer=kernel_regularizer,

@@ -1,0 +1,168 @@
+"""Translation end to end on a toy language pair: training, search, export, the command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import toolkit
+from tests.conftest import REPO, toy_translation
+from toolkit.io import read_json
+
+SENTENCES = ["a big dog sees a cat.", "the man runs.", "a small red ball sleeps now."]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_training_learns_the_toy_pair(tiny_translation_run):
+    metrics = read_json(tiny_translation_run / "metrics.json")
+    assert metrics["validation"]["bleu"] > 80, metrics
+    assert metrics["validation"]["sentences"] == 30
+    assert (tiny_translation_run / "source.model").is_file()
+    history = (tiny_translation_run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) > 2
+
+
+def test_export_answers_in_a_fresh_process(tiny_translator):
+    """The SavedModel needs TensorFlow and TF Text's ops only, and translates unseen sentences."""
+    code = (
+        "import json, sys, tensorflow as tf, tensorflow_text\n"
+        "m = tf.saved_model.load(sys.argv[1])\n"
+        "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+        "greedy = m.signatures['translate'](text=tf.constant(json.loads(sys.argv[2])), "
+        "beam_size=tf.constant(1), length_penalty=tf.constant(1.0))\n"
+        "print(json.dumps([[t.decode() for t in o['translation'].numpy()] for o in (out, greedy)] "
+        "+ [out['score'].numpy().tolist()]))\n"
+    )
+    sentences = ["a cat sees a big dog.", "a man sleeps now."]
+    result = subprocess.run([sys.executable, "-c", code, str(tiny_translator / "1"), json.dumps(sentences)],
+                            capture_output=True, text=True, cwd="/", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    beam, greedy, scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert beam == [toy_translation(s) for s in sentences]
+    assert greedy == beam
+    assert all(-1.0 < s <= 0.0 for s in scores)
+
+
+def test_export_matches_the_run_graph(tiny_translation_run, tiny_translator):
+    import keras
+
+    from toolkit.predictor import Translator
+    from toolkit.preprocessing.sequences import load_tokenizer
+    from toolkit.translation import TranslationGraph, translate_all
+
+    model = keras.saving.load_model(tiny_translation_run / "best.keras", compile=False)
+    graph = TranslationGraph(model, load_tokenizer(tiny_translation_run, "source"),
+                             load_tokenizer(tiny_translation_run, "target"))
+    sentences = SENTENCES + ["dog"] * 4  # a batch of 7: another size than the export was traced with
+    expected = translate_all(lambda t: graph.translate(t, 3, 1.0), sentences)
+    got = Translator(tiny_translator).translate(sentences, beam_size=3, batch_size=5)
+    assert [g["translation"] for g in got] == [e["translation"] for e in expected]
+    assert [g["score"] for g in got] == pytest.approx([e["score"] for e in expected], abs=1e-4)
+
+
+def test_beam_is_never_worse_than_greedy_on_its_own_score(tiny_translator):
+    from toolkit.predictor import Translator
+
+    translator = Translator(tiny_translator)
+    sentences = ["dog cat man ball.", "a a a a a a.", "now now red."]
+    greedy = translator.translate(sentences, beam_size=1)
+    beam = translator.translate(sentences, beam_size=8)
+    for g, b in zip(greedy, beam):
+        assert b["score"] >= g["score"] - 1e-5
+
+
+def test_translate_arguments_file_and_stdin(runner, tiny_translator, tmp_path):
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), *SENTENCES[:1], "a dog runs."])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["ein großer Hund sieht ein Katze.", "ein Hund rennt."]
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a dog runs.\n\n   \na cat sleeps.\n", encoding="utf-8")
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", str(lines), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["translation"] for r in rows] == ["ein Hund rennt.", "", "", "ein Katze schläft."]
+    assert rows[1]["source"] == "" and rows[1]["score"] == 0.0
+
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--beam-size", "1"],
+                           input="a man runs.\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "ein Mann rennt."
+
+
+def test_translate_hostile_sentences(runner, tiny_translator):
+    from toolkit.translation import LENGTH_CAP
+
+    long_line = " ".join(["dog"] * 2000)
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--json",
+                                     "😀 🚀 中文 русский", long_line, "dog\x00cat"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 3
+    assert len(rows[1]["translation"].split()) <= LENGTH_CAP  # bounded, however long the input
+    assert "sentence 2 has 2000 words" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("case", ["missing", "binary", "folder", "empty"])
+def test_translate_bad_files(runner, tiny_translator, tmp_path, case):
+    path = tmp_path / "input.txt"
+    if case == "binary":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    elif case == "folder":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_translate_refuses_other_models(runner, tiny_model, tmp_path):
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_model), "a dog."])
+    assert result.exit_code == 1
+    assert "holds a 'text_classifier' model" in result.stderr
+    result = runner.invoke(toolkit, ["translate", "--model", str(tmp_path), "a dog."])
+    assert result.exit_code == 1 and "is not a model" in result.stderr
+
+
+def test_translate_usage_errors(runner, tiny_translator, tmp_path):
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--beam-size", "0", "a dog."])
+    assert result.exit_code == 2
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", "x.txt", "a dog."])
+    assert result.exit_code == 2
+
+
+def test_evaluate_translation_on_a_pair_file(runner, tiny_translator, pair_data):
+    result = runner.invoke(toolkit, ["evaluate", "translation", "--model", str(tiny_translator),
+                                     "--pairs", str(pair_data), "--beam-size", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["sentences"] == 300 and report["beam_size"] == 2
+    assert report["bleu"] > 80 and report["chrf"] > 80
+
+
+def test_export_refuses_an_existing_version(runner, tiny_translation_run, tiny_translator):
+    result = runner.invoke(toolkit, ["export", str(tiny_translation_run), "--name", "toy_en_de",
+                                     "--to", str(tiny_translator.parent), "--version", "1"])
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_train_resumes_a_finished_run_without_retraining(tiny_translation_config, tiny_translation_run):
+    import time
+
+    from toolkit.translation import train
+
+    before = (tiny_translation_run / "best.keras").stat().st_mtime_ns
+    start = time.monotonic()
+    results = train(tiny_translation_config, tiny_translation_run)
+    assert (tiny_translation_run / "best.keras").stat().st_mtime_ns == before
+    assert results["validation"]["bleu"] > 80
+    assert time.monotonic() - start < 120

@@ -1,0 +1,94 @@
+"""The recurrent decoder with attention shared by the translator and the captioner.
+
+It writes a sentence one token at a time: at step t it reads the previous token y_{t-1},
+updates its recurrent state, attends over a memory (the source sentence's encoder outputs,
+or an image's feature map) and predicts p(y_t | y_<t, memory) with a softmax. The loss is
+the negative log-likelihood of the reference sentence under this categorical distribution.
+
+    y_{t-1} -> embedding -> decoder_1 -> h1_t --attention over memory--> context c_t
+               [h1_t, c_t] -> decoder_2 -> ... -> h_t
+               [h_t, c_t, y_{t-1}] -> output_projection (tanh) -> logits over the vocabulary
+
+Training feeds the reference's previous token (teacher forcing), so whole sequences run at
+once (`sequence`); searching runs one step at a time on the same named layers (`step`).
+Because attention is computed from the first layer's state, not fed back into it, the
+layers stay parallel over time while training; later layers still see the context.
+"""
+
+import keras
+from keras import ops
+
+from toolkit.layers.attention import SequenceAttention
+from toolkit.layers.recurrent import recurrent_layer
+
+
+class AttentionDecoder:
+    """The decoder's layers, by name, and the two ways to run them."""
+
+    def __init__(self, layers, cell, num_layers):
+        self.layers, self.cell, self.num_layers = layers, cell, num_layers
+
+    @classmethod
+    def create(cls, vocabulary_size, *, cell="gru", units=256, embedding_dim=256, num_layers=1,
+               attention="luong", dropout=0.0):
+        if num_layers < 1:
+            raise ValueError(f"decoder layers must be at least 1. Received: {num_layers!r}")
+        layers = {
+            "target_embedding": keras.layers.Embedding(vocabulary_size, embedding_dim, name="target_embedding"),
+            "attention": SequenceAttention(units, attention, name="attention"),
+            "output_projection": keras.layers.Dense(embedding_dim, activation="tanh", name="output_projection"),
+            "logits": keras.layers.Dense(vocabulary_size, name="logits"),
+            "decoder_dropout": keras.layers.Dropout(dropout, name="decoder_dropout"),
+        }
+        for i in range(1, num_layers + 1):
+            layers[f"decoder_{i}"] = recurrent_layer(cell, units, return_sequences=True, name=f"decoder_{i}")
+        return cls(layers, cell, num_layers)
+
+    @classmethod
+    def from_model(cls, model):
+        """The decoder of a trained model, its layers fetched by name."""
+        names = ["target_embedding", "attention", "output_projection", "logits", "decoder_dropout"]
+        num_layers = sum(1 for layer in model.layers if layer.name.startswith("decoder_") and layer.name[8:].isdigit())
+        names += [f"decoder_{i}" for i in range(1, num_layers + 1)]
+        layers = {name: model.get_layer(name) for name in names}
+        cell = {"GRU": "gru", "LSTM": "lstm", "SimpleRNN": "simple_rnn"}[type(layers["decoder_1"]).__name__]
+        return cls(layers, cell, num_layers)
+
+    @property
+    def states_per_layer(self):
+        return 2 if self.cell == "lstm" else 1
+
+    def sequence(self, target_ids, memory, memory_mask, initial_states):
+        """Teacher forcing: logits `[batch, T, vocabulary]` for target ids `[batch, T]`.
+
+        `initial_states`: one list of state tensors per decoder layer.
+        """
+        dropout = self.layers["decoder_dropout"]
+        previous = dropout(self.layers["target_embedding"](target_ids))
+        hidden = self.layers["decoder_1"](previous, initial_state=initial_states[0])
+        context, _ = self.layers["attention"]([hidden, memory, memory_mask])
+        for i in range(2, self.num_layers + 1):
+            inputs = keras.layers.Concatenate(name=f"decoder_{i}_inputs")([dropout(hidden), context])
+            hidden = self.layers[f"decoder_{i}"](inputs, initial_state=initial_states[i - 1])
+        features = keras.layers.Concatenate(name="output_features")([hidden, context, previous])
+        return self._logits(features)
+
+    def _logits(self, features, training=None):
+        dropout = self.layers["decoder_dropout"]
+        features = self.layers["output_projection"](dropout(features, training=training))
+        return self.layers["logits"](dropout(features, training=training))
+
+    def step(self, token_ids, states, memory, memory_mask):
+        """One step of search: (log-probabilities `[batch, vocabulary]`, new states) for tokens `[batch]`."""
+        previous = self.layers["target_embedding"](token_ids)
+        new_states = []
+        hidden, layer_states = self.layers["decoder_1"].cell(previous, states[0], training=False)
+        new_states.append(list(layer_states))
+        context, _ = self.layers["attention"]([ops.expand_dims(hidden, 1), memory, memory_mask])
+        context = context[:, 0]
+        for i in range(2, self.num_layers + 1):
+            inputs = ops.concatenate([hidden, context], axis=-1)
+            hidden, layer_states = self.layers[f"decoder_{i}"].cell(inputs, states[i - 1], training=False)
+            new_states.append(list(layer_states))
+        logits = self._logits(ops.concatenate([hidden, context, previous], axis=-1), training=False)
+        return ops.log_softmax(logits, axis=-1), new_states

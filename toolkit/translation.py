@@ -1,0 +1,289 @@
+"""Translation end to end: sentence pairs -> encoder-decoder with attention -> SavedModel.
+
+`train()` is what `toolkit train translation` runs, `export_run()` writes the serving model
+(tokenisers, encoder, decoder and beam search in one graph), `evaluate()` scores an
+exported model with sacreBLEU on detokenised text.
+"""
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from toolkit.errors import ToolkitError
+from toolkit.io import read_json, write_json
+
+KIND = "translator"
+BUCKETS = (8, 12, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128)
+# Output length limit: ratio * source tokens + offset, at most cap (so no input can run forever).
+LENGTH_RATIO, LENGTH_OFFSET, LENGTH_CAP = 1.5, 10, 256
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a translation run; stored as the run's config.json."""
+
+    data_dir: str = None  # Multi30k: None = $TOOLKIT_DATA_DIR/multi30k, else download
+    pairs: str = None  # or a tab-separated file of pairs (then validation is held out of it)
+    source_language: str = "en"
+    target_language: str = "de"
+    tokenizer: str = "sentencepiece"  # or "words"
+    vocabulary_size: int = 8000  # per language
+    cell: str = "gru"
+    units: int = 256
+    embedding_dim: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 2
+    bidirectional: bool = True
+    attention: str = "luong"  # or "bahdanau"
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+    max_length: int = 100  # training pairs with more tokens on either side are left out
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    clip_norm: float = 1.0
+    batch_size: int = 64
+    epochs: int = 20
+    patience: int = 3
+    validation_split: float = 0.05  # --pairs only: Multi30k has its own validation split
+    seed: int = 1337
+    beam_size: int = 5  # the exported model's default search
+    length_penalty: float = 1.0
+
+    def model_settings(self):
+        return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "encoder_layers", "decoder_layers",
+                                               "bidirectional", "attention", "dropout")}
+
+
+def load_splits(config):
+    """(train, validation, test or None) `Pairs` of a run."""
+    from toolkit.data import parallel_text
+
+    if config.pairs:
+        pairs = parallel_text.read_pairs(config.pairs)
+        train, validation = parallel_text.split_pairs(pairs, config.validation_split, config.seed)
+        return train, validation, None
+    src, tgt = config.source_language, config.target_language
+    return tuple(parallel_text.multi30k_split(split, src, tgt, config.data_dir)
+                 for split in ("train", "val", "test_2016_flickr"))
+
+
+def make_batches(pairs, source_tokenizer, target_tokenizer, batch_size, *, training=False, max_length=None, seed=None):
+    """`((source_ids, target_in), target_out, weights)` batches, bucketed by length.
+
+    The source ends with the end token; the decoder reads `<s> y1 .. yn` and must predict
+    `y1 .. yn </s>`; weights are 0 on padding, so padded steps add nothing to the loss.
+    """
+    import tensorflow as tf
+
+    from toolkit.data.batching import bucketed_batches
+    from toolkit.preprocessing.sequences import BOS, EOS
+
+    def encode(source, target):
+        src = tf.concat([source_tokenizer.encode(source[None])[0], [EOS]], 0)
+        tgt = target_tokenizer.encode(target[None])[0]
+        return src, tf.concat([[BOS], tgt], 0), tf.concat([tgt, [EOS]], 0)
+
+    dataset = tf.data.Dataset.from_tensor_slices((list(pairs.source), list(pairs.target)))
+    dataset = dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+    if max_length:
+        dataset = dataset.filter(lambda s, ti, to: (tf.shape(s)[0] <= max_length + 1) & (tf.shape(to)[0] <= max_length + 1))
+    dataset = dataset.cache()
+    dataset = bucketed_batches(dataset, batch_size, shuffle=training, seed=seed, boundaries=BUCKETS,
+                               length=lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(to)[0]))
+    return dataset.map(lambda s, ti, to: ((s, ti), to, tf.cast(to != 0, tf.float32)))
+
+
+def train(config, run_dir):
+    """Trains a translator in `run_dir` (resuming it if interrupted) and scores it on the test split."""
+    import keras
+
+    from toolkit import training
+    from toolkit.losses import SmoothedCrossEntropy
+    from toolkit.models.translator import build_translator
+    from toolkit.preprocessing.sequences import load_tokenizer, make_tokenizer
+
+    run_dir = Path(run_dir)
+    settings = dataclasses.asdict(config)
+    training.check_same_settings(run_dir, settings, may_change=("epochs", "patience", "beam_size", "length_penalty"))
+    keras.utils.set_random_seed(config.seed)
+    train_pairs, validation_pairs, test_pairs = load_splits(config)
+
+    if (run_dir / "target_tokenizer.json").exists():
+        source_tokenizer, target_tokenizer = load_tokenizer(run_dir, "source"), load_tokenizer(run_dir, "target")
+    else:
+        print(f"Building {config.tokenizer} vocabularies from {len(train_pairs)} training pairs...", file=sys.stderr)
+        source_tokenizer = make_tokenizer(config.tokenizer, train_pairs.source, config.vocabulary_size)
+        target_tokenizer = make_tokenizer(config.tokenizer, train_pairs.target, config.vocabulary_size)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        source_tokenizer.save(run_dir, "source")
+        target_tokenizer.save(run_dir, "target")
+    write_json(run_dir / "config.json", {"kind": KIND, "source_language": _language(config, "source"),
+                                         "target_language": _language(config, "target"),
+                                         "train": settings, "command": sys.argv})
+
+    train_batches = make_batches(train_pairs, source_tokenizer, target_tokenizer, config.batch_size, training=True,
+                                 max_length=config.max_length, seed=config.seed)
+    validation_batches = make_batches(validation_pairs, source_tokenizer, target_tokenizer, config.batch_size)
+    model = build_translator(source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size,
+                             **config.model_settings())
+    total_steps = None
+    if config.schedule != "constant":  # bucketing hides the epoch's length: count it (this also fills the cache)
+        total_steps = config.epochs * int(train_batches.reduce(0, lambda n, _: n + 1))
+    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
+                                        schedule=config.schedule, total_steps=total_steps)
+    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(config.label_smoothing),
+                  weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
+                                  patience=config.patience)
+
+    results = {"parameters": model.count_params(), "epochs_trained": len(history),
+               "best_epoch": training.best_epoch(history), "train_seconds": training.training_seconds(history)}
+    translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
+    for name, pairs in (("validation", validation_pairs), ("test", test_pairs)):
+        if pairs is not None:
+            results[name] = score(translator, pairs, beam_size=config.beam_size, length_penalty=config.length_penalty)
+    write_json(run_dir / "metrics.json", results)
+    return results
+
+
+def _language(config, side):
+    if config.pairs:
+        return None
+    return config.source_language if side == "source" else config.target_language
+
+
+class TranslationGraph:
+    """Source strings -> translations, as TensorFlow ops: tokenise, encode, search, detokenise.
+
+    The same object answers while training (scores on validation and test) and is what the
+    export wraps, so the shipped graph is the one that was scored.
+    """
+
+    def __init__(self, model, source_tokenizer, target_tokenizer):
+        from toolkit.models.decoder import AttentionDecoder
+        from toolkit.models.translator import encoder
+
+        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
+        self.encoder = encoder(model)
+        self.decoder = AttentionDecoder.from_model(model)
+
+    def trackables(self):
+        return self.source_tokenizer.trackables() + self.target_tokenizer.trackables()
+
+    def translate(self, text, beam_size, length_penalty):
+        """`text [batch]` -> `{"translation": [batch] strings, "score": [batch] floats}`."""
+        import tensorflow as tf
+
+        from toolkit.decoding import beam_search
+        from toolkit.preprocessing.sequences import BOS, EOS, PAD, UNK
+
+        ids = self.source_tokenizer.encode(text)[:, : LENGTH_CAP - 1]
+        source_lengths = tf.cast(ids.row_lengths(), tf.int32)
+        ids = tf.concat([ids, tf.RaggedTensor.from_tensor(tf.fill([tf.shape(text)[0], 1], EOS))], axis=1)
+        source = ids.to_tensor(PAD)
+        memory, *bridges = self.encoder(source, training=False)
+        per_layer = self.decoder.states_per_layer
+        states = [bridges[i:i + per_layer] for i in range(0, len(bridges), per_layer)]
+        limits = tf.cast(tf.math.ceil(LENGTH_RATIO * tf.cast(source_lengths, tf.float32)), tf.int32) + LENGTH_OFFSET
+        limits = tf.minimum(limits, LENGTH_CAP)
+
+        def step(tokens, states, context):
+            return self.decoder.step(tokens, states, *context)
+
+        tokens, scores = beam_search(step, states, (memory, tf.not_equal(source, PAD)), limits, beam_size=beam_size,
+                                     bos_id=BOS, eos_id=EOS, length_penalty=length_penalty, banned_ids=(PAD, UNK, BOS))
+        translation = self.target_tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD))
+        empty = tf.equal(source_lengths, 0)  # nothing to translate: nothing comes back
+        return {"translation": tf.where(empty, tf.constant(""), translation),
+                "score": tf.where(empty, tf.zeros_like(scores), scores)}
+
+
+def translate_all(translate, sentences, batch_size=64):
+    """Translations of a list of strings, batched by length, in the order given."""
+    import tensorflow as tf
+
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    results = [None] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        outputs = translate(tf.constant([sentences[i] for i in chunk], dtype=tf.string))
+        for row, i in enumerate(chunk):
+            results[i] = {"translation": outputs["translation"][row].numpy().decode("utf-8"),
+                          "score": round(float(outputs["score"][row]), 6)}
+    return results
+
+
+def score(translator, pairs, beam_size, length_penalty, batch_size=64):
+    """BLEU and chrF (sacreBLEU) of a `TranslationGraph` on `pairs`."""
+    import tensorflow as tf
+
+    from toolkit.metrics import translation_scores
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def translate(text):
+        return translator.translate(text, beam_size, length_penalty)
+
+    start = time.monotonic()
+    hypotheses = [r["translation"] for r in translate_all(translate, pairs.source, batch_size)]
+    return {**translation_scores(hypotheses, [[t] for t in pairs.target]), "beam_size": beam_size,
+            "length_penalty": length_penalty, "sentences": len(pairs), "seconds": round(time.monotonic() - start, 1)}
+
+
+def export_run(run_dir, to, name, version):
+    """Exports the best model of a translation run as `TO/NAME/VERSION`."""
+    import keras
+
+    import toolkit.models.translator  # noqa: F401  (registers the custom layers for loading)
+    from toolkit import export, training
+    from toolkit.preprocessing.sequences import load_tokenizer
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+    config = read_json(run_dir / "config.json")
+    if config.get("kind") != KIND:
+        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
+    best = run_dir / training.BEST_MODEL
+    if not best.exists():
+        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+    model = keras.saving.load_model(best, compile=False)
+    graph = TranslationGraph(model, load_tokenizer(run_dir, "source"), load_tokenizer(run_dir, "target"))
+    train_settings = config["train"]
+    archive = export.translator_archive(graph, train_settings["beam_size"], train_settings["length_penalty"])
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    metadata = {"kind": KIND, "source_language": config["source_language"],
+                "target_language": config["target_language"], "parameters": model.count_params(),
+                "beam_size": train_settings["beam_size"], "length_penalty": train_settings["length_penalty"],
+                "max_output_tokens": f"min({LENGTH_CAP}, {LENGTH_RATIO} * source tokens + {LENGTH_OFFSET})",
+                "train": train_settings, "metrics": metrics}
+    return export.write_saved_model(archive, to, name, version, metadata)
+
+
+def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, beam_size=None, length_penalty=None,
+             batch_size=64):
+    """sacreBLEU BLEU and chrF of an exported translator on a Multi30k split (or a pair file)."""
+    from toolkit.data import parallel_text
+    from toolkit.metrics import translation_scores
+    from toolkit.predictor import Translator
+
+    translator = Translator(model_path)
+    if pairs:
+        data = parallel_text.read_pairs(pairs)
+    else:
+        source, target = translator.metadata["source_language"], translator.metadata["target_language"]
+        if not source or not target:
+            raise ToolkitError("this model was trained on a pair file: pass --pairs FILE to evaluate it")
+        data = parallel_text.multi30k_split(split, source, target, data_dir)
+    start = time.monotonic()
+    results = translator.translate(data.source, beam_size=beam_size, length_penalty=length_penalty,
+                                   batch_size=batch_size)
+    seconds = time.monotonic() - start
+    report = translation_scores([r["translation"] for r in results], [[t] for t in data.target])
+    report.update(model=str(translator.model_dir), split=pairs or split, sentences=len(data),
+                  beam_size=beam_size or translator.metadata["beam_size"],
+                  length_penalty=translator.metadata["length_penalty"] if length_penalty is None else length_penalty,
+                  seconds=round(seconds, 1), sentences_per_second=round(len(data) / max(seconds, 1e-9), 1))
+    return report
