@@ -127,3 +127,35 @@ def test_learning_rate_schedules():
     assert training.learning_rate_schedule(0.1, "constant") == 0.1
     with pytest.raises(ValueError, match="total_steps > warmup_steps"):
         training.learning_rate_schedule(0.1, "cosine", total_steps=5, warmup_steps=5)
+
+
+def test_gradient_norms_are_logged_per_step_and_per_epoch(tmp_path):
+    """The recorded norm is the norm of the unclipped gradient, computed here independently."""
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]], "float32")
+    y = np.array([1.0, 0.0], "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=training.make_optimizer("sgd", 0.0, clip_norm=0.1, momentum=0.0),
+                  loss="binary_crossentropy")  # rate 0: the weights, hence the gradient, never change
+    with tf.GradientTape() as tape:
+        loss = keras.losses.binary_crossentropy(y[:, None], model(x))
+        loss = tf.reduce_mean(loss)
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_variables)))
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).repeat(3)
+    training.fit(model, batches, batches.take(1), tmp_path, epochs=2, verbose=0)
+    rows = read_history(tmp_path)
+    assert float(rows[0]["gradient_norm"]) == pytest.approx(expected, rel=1e-4)
+    assert float(rows[1]["gradient_norm_max"]) == pytest.approx(expected, rel=1e-4)
+    assert float(rows[0]["clipped_fraction"]) == (1.0 if expected > 0.1 else 0.0)
+    with open(tmp_path / training.GradientMonitor.FILE) as f:
+        steps = list(csv.DictReader(f))
+    assert [(r["epoch"], r["step"]) for r in steps] == [("1", "1"), ("1", "2"), ("1", "3"), ("2", "1"), ("2", "2"), ("2", "3")]
+    assert all(float(r["gradient_norm"]) == pytest.approx(expected, rel=1e-4) for r in steps)
+
+
+def test_no_clipped_fraction_without_clipping(tmp_path):
+    train, val = data()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=training.make_optimizer("adam", 0.01), loss="binary_crossentropy")
+    training.fit(model, train, val, tmp_path, epochs=1, verbose=0)
+    row = read_history(tmp_path)[0]
+    assert float(row["gradient_norm"]) > 0 and "clipped_fraction" not in row

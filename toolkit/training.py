@@ -88,8 +88,79 @@ def make_optimizer(name="adam", learning_rate=1e-3, clip_norm=None, momentum=0.9
         raise ValueError(f"clip_norm must be positive. Received: clip_norm={clip_norm!r}")
     rate = learning_rate_schedule(learning_rate, schedule, total_steps, warmup_steps)
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
-    return keras.optimizers.Adam(rate, global_clipnorm=clip_norm)
+        return RecordingSGD(rate, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
+    return RecordingAdam(rate, global_clipnorm=clip_norm)
+
+
+class _RecordsGradientNorm:
+    """Keeps the global norm ||g|| of the latest gradient, before clipping, in `gradient_norm`.
+
+    The norm of the whole gradient is what explodes or vanishes in backpropagation through
+    time; `GradientMonitor` reads it after every step.
+    """
+
+    def build(self, variables):
+        super().build(variables)
+        self.gradient_norm = self.add_variable((), initializer="zeros", name="gradient_norm")
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            self.build(trainable_variables)
+        squares = [keras.ops.sum(keras.ops.square(keras.ops.cast(g, "float32"))) for g in grads if g is not None]
+        if squares:
+            self.gradient_norm.assign(keras.ops.sqrt(keras.ops.sum(keras.ops.stack(squares))))
+        return super().apply(grads, trainable_variables)
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class RecordingAdam(_RecordsGradientNorm, keras.optimizers.Adam):
+    """Adam that records the global gradient norm of each step."""
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class RecordingSGD(_RecordsGradientNorm, keras.optimizers.SGD):
+    """SGD that records the global gradient norm of each step."""
+
+
+class GradientMonitor(keras.callbacks.Callback):
+    """The global gradient norm of every training step, and how often clipping fired.
+
+    Adds `gradient_norm` (mean over the epoch's steps), `gradient_norm_max` and, when the
+    optimiser clips (`global_clipnorm`), `clipped_fraction` to the epoch's logs, hence to
+    history.csv and learning_curves.png; every step's norm goes to `RUN/gradient_norms.csv`.
+    """
+
+    FILE = "gradient_norms.csv"
+
+    def __init__(self, run_dir, resumed_epochs=0):
+        super().__init__()
+        self.path = Path(run_dir) / self.FILE
+        self.rows = [r for r in _read_csv(self.path) if int(r["epoch"]) <= resumed_epochs] if resumed_epochs else []
+        self.norms = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.norms = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        variable = getattr(self.model.optimizer, "gradient_norm", None)
+        if variable is not None:
+            self.norms.append(float(keras.ops.convert_to_numpy(variable)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.norms or logs is None:
+            return
+        clip = self.model.optimizer.global_clipnorm
+        logs["gradient_norm"] = sum(self.norms) / len(self.norms)
+        logs["gradient_norm_max"] = max(self.norms)
+        if clip:
+            logs["clipped_fraction"] = sum(n > clip for n in self.norms) / len(self.norms)
+        self.rows += [{"epoch": epoch + 1, "step": i + 1, "gradient_norm": round(n, 6), "clipped": int(bool(clip) and n > clip)}
+                      for i, n in enumerate(self.norms)]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["epoch", "step", "gradient_norm", "clipped"])
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, buffer.getvalue())
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -248,8 +319,9 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     done = (state or {}).get("finished", False) or len(history) >= epochs
     if not done:
         recorder = RunRecorder(run_dir, history, monitor=monitor, mode=mode, patience=patience)
+        gradients = GradientMonitor(run_dir, resumed_epochs=len(history))
         model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=len(history),
-                  callbacks=[recorder, *callbacks], shuffle=False, verbose=verbose)
+                  callbacks=[gradients, recorder, *callbacks], shuffle=False, verbose=verbose)
         history = recorder.history
     best = run_dir / BEST_MODEL
     if not best.exists():
@@ -291,6 +363,13 @@ def plot_runs(run_dirs, path, metric="accuracy", title=None):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def _read_csv(path):
+    if not Path(path).exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 def _read_history_csv(path):
