@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cli import classify, evaluate, export, plot, predict, train, translate
+from cli import classify, diagnose, evaluate, export, plot, predict, train, translate
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
@@ -47,6 +47,7 @@ toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)
 toolkit.add_command(plot.plot)
+toolkit.add_command(diagnose.diagnose)
 
 
 def main():
