@@ -18,7 +18,7 @@ def export(run_dirs, name, version, to):
     from toolkit.runtime import import_tensorflow
 
     import_tensorflow()
-    from toolkit import images, sentiment, translation
+    from toolkit import forecast, images, sentiment, translation
     from toolkit.errors import ToolkitError
     from toolkit.export import next_version
     from toolkit.io import read_json
@@ -34,7 +34,9 @@ def export(run_dirs, name, version, to):
         path = images.export_run(run_dirs[0], to, name, version)
     elif kind == translation.KIND and len(run_dirs) == 1:
         path = translation.export_run(run_dirs[0], to, name, version)
-    elif kind in (images.KIND, translation.KIND):
+    elif kind == forecast.KIND and len(run_dirs) == 1:
+        path = forecast.export_run(run_dirs[0], to, name, version)
+    elif kind in (images.KIND, translation.KIND, forecast.KIND):
         raise ToolkitError("ensembles of several runs are supported for text classifiers only")
     else:
         raise ToolkitError(f"{run_dirs[0]} is a run of unknown kind {kind!r}")

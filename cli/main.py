@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cli import classify, diagnose, evaluate, export, plot, predict, train, translate
+from cli import classify, diagnose, evaluate, export, forecast, plot, predict, train, translate
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
@@ -34,6 +34,7 @@ def toolkit():
       toolkit predict review.txt          sentiment of a movie review (shipped model)
       toolkit classify photo.jpg          the class of an image (shipped CIFAR-10 ResNet)
       toolkit translate "A dog runs."     English to German (shipped Multi30k translator)
+      toolkit forecast series.csv         the next values of a time series (shipped CO2 model)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
     """
@@ -43,6 +44,7 @@ def toolkit():
 toolkit.add_command(predict.predict)
 toolkit.add_command(classify.classify)
 toolkit.add_command(translate.translate)
+toolkit.add_command(forecast.forecast)
 toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)

@@ -105,6 +105,50 @@ def translation(run_dir, **settings):
                f"{test['sentences']} sentences. Details: {run_dir}/metrics.json")
 
 
+@train.command()
+@click.option("--csv", "csv", type=click.Path(dir_okay=False), default=None,
+              help="A CSV with a date/time column and a value column. Default: Mauna Loa CO2 (statsmodels).")
+@click.option("--column", default=None, help="The value column (default: the only non-time column).")
+@click.option("--time-column", default=None, help="The date/time column (default: the first that parses as dates).")
+@click.option("--fill", type=click.Choice(["interpolate", "error"]), default="interpolate", show_default=True,
+              help="Missing values and timestamps: interpolate linearly in time, or refuse the series.")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints, history, curves, metrics. Re-run to resume.")
+@click.option("--window", default=104, show_default=True, help="Past values the model reads.")
+@click.option("--horizon", default=52, show_default=True, help="Future values it forecasts at once.")
+@click.option("--season", type=int, default=None, help="Steps per season for the seasonal-naive baseline "
+              "(default: from the spacing: 52 weekly, 12 monthly, 7 daily, 24 hourly).")
+@click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), default="lstm", show_default=True)
+@click.option("--units", default=64, show_default=True)
+@click.option("--layers", "num_layers", default=1, show_default=True)
+@click.option("--bidirectional/--unidirectional", default=False, show_default=True)
+@click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation.")
+@click.option("--dropout", default=0.0, show_default=True)
+@click.option("--loss", type=click.Choice(["gaussian", "mse"]), default="gaussian", show_default=True,
+              help="gaussian: predict mean and variance, Gaussian NLL (gives intervals); mse: fixed variance.")
+@click.option("--l2", default=0.0, show_default=True, help="L2 weight penalty (a Gaussian prior: MAP).")
+@click.option("--learning-rate", default=3e-3, show_default=True)
+@click.option("--clip-norm", type=float, default=1.0, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--epochs", default=100, show_default=True)
+@click.option("--patience", default=15, show_default=True)
+@click.option("--validation-fraction", default=0.15, show_default=True, help="The part after training, in time.")
+@click.option("--test-fraction", default=0.15, show_default=True, help="The last part of the series.")
+@click.option("--seed", default=1337, show_default=True)
+def forecast(run_dir, **settings):
+    """A recurrent forecaster of a univariate time series, against naive baselines."""
+    from toolkit.runtime import import_tensorflow
+
+    import_tensorflow()
+    from toolkit.forecast import TrainConfig, train as train_forecast
+
+    results = train_forecast(TrainConfig(**settings), run_dir)
+    test = results["test"]
+    click.echo(f"test MAE {test['model']['mae']:.4f} (last value {test['last_value']['mae']:.4f}, seasonal naive "
+               f"{test['seasonal_naive']['mae']:.4f}) on {results['windows']['test']} windows. "
+               f"Details: {run_dir}/metrics.json")
+
+
 def summary(results, run_dir):
     """One closing line: the test score (if the data has a test split) and where the details are."""
     test = results.get("test")

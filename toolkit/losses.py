@@ -25,3 +25,35 @@ class SmoothedCrossEntropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "smoothing": self.smoothing}
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class GaussianNLL(keras.losses.Loss):
+    """Negative log-likelihood of y under N(mean, exp(log_variance)), both predicted.
+
+    `y_pred` holds `[mean_1..mean_H, log_variance_1..log_variance_H]`. With a fixed variance
+    this is squared error up to constants; learning the variance lets the model say how
+    sure it is (and gives prediction intervals), at the price of a loss that can be negative.
+    """
+
+    def __init__(self, name="gaussian_nll", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        mean, log_variance = split_mean_and_log_variance(y_pred)
+        log_variance = ops.clip(log_variance, -12.0, 12.0)
+        y_true = ops.cast(y_true, mean.dtype)
+        return 0.5 * ops.mean(log_variance + ops.square(y_true - mean) * ops.exp(-log_variance) + 1.8378770664093453,
+                              axis=-1)
+
+
+def split_mean_and_log_variance(y_pred):
+    half = ops.shape(y_pred)[-1] // 2
+    return y_pred[..., :half], y_pred[..., half:]
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+def mean_absolute_error_of_mean(y_true, y_pred):
+    """MAE of the predicted means of a Gaussian output (`[means..., log_variances...]`)."""
+    mean, _ = split_mean_and_log_variance(y_pred)
+    return ops.mean(ops.abs(ops.cast(y_true, mean.dtype) - mean), axis=-1)
