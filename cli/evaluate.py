@@ -55,3 +55,20 @@ def translation(model_path, data_dir, split, pairs, beam_size, length_penalty, b
     report = evaluate_translation(model_path or models_dir() / "translator_en_de", data_dir, split=split, pairs=pairs,
                                   beam_size=beam_size, length_penalty=length_penalty, batch_size=batch_size)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@evaluate.command()
+@options.model_option("forecast_co2")
+@click.option("--csv", type=click.Path(dir_okay=False), default=None, help="Default: the series the model was trained on.")
+@click.option("--column", default=None)
+@click.option("--time-column", default=None)
+def forecast(model_path, csv, column, time_column):
+    """Test MAE of a forecaster (the last part of the series) next to the last-value and seasonal-naive forecasts."""
+    from toolkit.runtime import import_tensorflow
+
+    import_tensorflow()
+    from toolkit.forecast import evaluate as evaluate_forecast
+    from toolkit.predictor import models_dir
+
+    report = evaluate_forecast(model_path or models_dir() / "forecast_co2", csv, column, time_column)
+    click.echo(json.dumps(report, indent=2))

@@ -65,3 +65,30 @@ def test_shipped_fashion_mnist_accuracy():
 
     report = evaluate(SHIPPED / "fashion_mnist_resnet", "fashion_mnist", SHARED_DATA / "fashion-mnist")
     assert report["examples"] == 10000 and report["accuracy"] >= 0.94
+
+
+def test_shipped_forecaster_continues_the_co2_series():
+    import json
+
+    result = CliRunner().invoke(toolkit, ["forecast", "--steps", "52", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0]["time"] == "2002-01-05" and len(rows) == 52
+    values = [r["forecast"] for r in rows]
+    # the last weekly values of 2001 were about 370-371 ppm; a year on it is ~1.5 ppm higher, with
+    # the seasonal peak in May above the autumn trough
+    assert 369 < values[0] < 374 and 370 < values[-1] < 376
+    may, october = values[17], values[40]
+    assert may - october > 2.0
+    assert all(r["lower_95"] < r["forecast"] < r["upper_95"] for r in rows)
+
+
+def test_shipped_forecaster_beats_the_naive_forecasts_on_its_test_split():
+    import json
+
+    result = CliRunner().invoke(toolkit, ["evaluate", "forecast"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["windows"] == 292 and report["first_test_target"] == "1995-06-10"
+    assert report["model"]["mae"] < 0.7
+    assert report["model"]["mae"] < report["seasonal_naive"]["mae"] and report["model"]["mae"] < report["last_value"]["mae"]

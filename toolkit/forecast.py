@@ -275,3 +275,30 @@ def forecast(model_path, series, steps):
              **({"lower_95": round(float(m - 1.96 * s), 4), "upper_95": round(float(m + 1.96 * s), 4)}
                 if s is not None else {})}
             for t, m, s in zip(times, means[:steps], stddevs[:steps])], metadata, model_dir
+
+
+def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate"):
+    """Test MAE of an exported forecaster next to the naive forecasts, on the split it was trained with.
+
+    Without `csv`, the series is the one the model was trained on (the CO2 series for the shipped model).
+    """
+    import tensorflow as tf
+
+    from toolkit.data import series as series_lib
+    from toolkit.predictor import load_saved_model
+
+    signatures, metadata, model_dir = load_saved_model(model_path, KIND)
+    settings = metadata["train"]
+    config = TrainConfig(**{**settings, **({"csv": csv, "column": column, "time_column": time_column, "fill": fill}
+                                           if csv else {})})
+    data = load_series(config)
+    _, _, test = split_windows(data.values, config)
+    outputs = signatures["serving_default"](window=tf.constant(test.inputs, tf.float32))
+    mean = outputs["forecast"].numpy()
+    report = {"model": _mae(mean, test.targets), **baselines(data.values, test, metadata["season"]),
+              "windows": len(test.ends), "series": data.name, "model_dir": str(model_dir),
+              "first_test_target": str(data.times[test.ends[0] + 1])[:10]}
+    if "stddev" in outputs:
+        inside = np.abs(test.targets - mean) <= 1.96 * outputs["stddev"].numpy()
+        report["interval_95_coverage"] = float(inside.mean())
+    return report
