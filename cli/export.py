@@ -13,7 +13,8 @@ import click
 def export(run_dirs, name, version, to):
     """Write RUN's best model to TO/NAME/VERSION/ (a temporary folder, renamed into place).
 
-    Several text-classifier RUNs make one ensemble model that averages their probabilities.
+    Several text-classifier (or translator) RUNs make one ensemble model that averages their
+    probabilities (for translators: at every search step).
     """
     from toolkit.runtime import import_tensorflow
 
@@ -32,12 +33,12 @@ def export(run_dirs, name, version, to):
         path = sentiment.export_run(run_dirs, to, name, version)
     elif kind == images.KIND and len(run_dirs) == 1:
         path = images.export_run(run_dirs[0], to, name, version)
-    elif kind == translation.KIND and len(run_dirs) == 1:
-        path = translation.export_run(run_dirs[0], to, name, version)
+    elif kind == translation.KIND:
+        path = translation.export_run(run_dirs, to, name, version)
     elif kind == forecast.KIND and len(run_dirs) == 1:
         path = forecast.export_run(run_dirs[0], to, name, version)
-    elif kind in (images.KIND, translation.KIND, forecast.KIND):
-        raise ToolkitError("ensembles of several runs are supported for text classifiers only")
+    elif kind in (images.KIND, forecast.KIND):
+        raise ToolkitError("ensembles of several runs are supported for text classifiers and translators only")
     else:
         raise ToolkitError(f"{run_dirs[0]} is a run of unknown kind {kind!r}")
     click.echo(str(path))

@@ -166,3 +166,27 @@ def test_train_resumes_a_finished_run_without_retraining(tiny_translation_config
     assert (tiny_translation_run / "best.keras").stat().st_mtime_ns == before
     assert results["validation"]["bleu"] > 80
     assert time.monotonic() - start < 120
+
+
+def test_ensemble_export(tiny_translation_run, tmp_path):
+    """Two identical members average to the single model; members with other tokenisers are refused."""
+    import shutil
+
+    from toolkit.errors import ToolkitError
+    from toolkit.predictor import Translator
+    from toolkit.preprocessing.sequences import make_tokenizer
+    from toolkit.translation import export_run
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_translation_run, twin)
+    export_run([tiny_translation_run, twin], tmp_path / "models", "pair", 1)
+    export_run(tiny_translation_run, tmp_path / "models", "single", 1)
+    ensemble, single = Translator(tmp_path / "models" / "pair"), Translator(tmp_path / "models" / "single")
+    assert len(ensemble.metadata["ensemble"]) == 2
+    got, expected = ensemble.translate(SENTENCES, beam_size=2), single.translate(SENTENCES, beam_size=2)
+    assert [g["translation"] for g in got] == [e["translation"] for e in expected]
+    assert [g["score"] for g in got] == pytest.approx([e["score"] for e in expected], abs=1e-4)
+
+    make_tokenizer("sentencepiece", ["ganz andere Sätze", "mit anderen Wörtern"] * 5, 30).save(twin, "target")
+    with pytest.raises(ToolkitError, match="other tokenisers"):
+        export_run([tiny_translation_run, twin], tmp_path / "models", "bad", 1)

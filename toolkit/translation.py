@@ -159,16 +159,19 @@ class TranslationGraph:
     """Source strings -> translations, as TensorFlow ops: tokenise, encode, search, detokenise.
 
     The same object answers while training (scores on validation and test) and is what the
-    export wraps, so the shipped graph is the one that was scored.
+    export wraps, so the shipped graph is the one that was scored. Given several models (an
+    ensemble trained with the same tokenisers), each search step averages their next-token
+    probabilities.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer):
+    def __init__(self, models, source_tokenizer, target_tokenizer):
         from toolkit.models.decoder import AttentionDecoder
         from toolkit.models.translator import encoder
 
+        models = models if isinstance(models, (list, tuple)) else [models]
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
-        self.encoder = encoder(model)
-        self.decoder = AttentionDecoder.from_model(model)
+        self.encoders = [encoder(model) for model in models]
+        self.decoders = [AttentionDecoder.from_model(model) for model in models]
 
     def trackables(self):
         return self.source_tokenizer.trackables() + self.target_tokenizer.trackables()
@@ -184,17 +187,25 @@ class TranslationGraph:
         source_lengths = tf.cast(ids.row_lengths(), tf.int32)
         ids = tf.concat([ids, tf.RaggedTensor.from_tensor(tf.fill([tf.shape(text)[0], 1], EOS))], axis=1)
         source = ids.to_tensor(PAD)
-        memory, *bridges = self.encoder(source, training=False)
-        per_layer = self.decoder.states_per_layer
-        states = [bridges[i:i + per_layer] for i in range(0, len(bridges), per_layer)]
+        source_mask = tf.not_equal(source, PAD)
+        states, context = [], []
+        for encoder, decoder in zip(self.encoders, self.decoders):
+            memory, *bridges = encoder(source, training=False)
+            n = decoder.states_per_layer
+            states.append([bridges[i:i + n] for i in range(0, len(bridges), n)])
+            context.append((memory, source_mask))
         limits = tf.cast(tf.math.ceil(LENGTH_RATIO * tf.cast(source_lengths, tf.float32)), tf.int32) + LENGTH_OFFSET
         limits = tf.minimum(limits, LENGTH_CAP)
 
         def step(tokens, states, context):
-            return self.decoder.step(tokens, states, *context)
+            outputs = [decoder.step(tokens, s, *c) for decoder, s, c in zip(self.decoders, states, context)]
+            log_p = [o[0] for o in outputs]
+            if len(log_p) > 1:  # the log of the members' mean probability
+                log_p = [tf.reduce_logsumexp(tf.stack(log_p), axis=0) - tf.math.log(float(len(log_p)))]
+            return log_p[0], [o[1] for o in outputs]
 
-        tokens, scores = beam_search(step, states, (memory, tf.not_equal(source, PAD)), limits, beam_size=beam_size,
-                                     bos_id=BOS, eos_id=EOS, length_penalty=length_penalty, banned_ids=(PAD, UNK, BOS))
+        tokens, scores = beam_search(step, states, context, limits, beam_size=beam_size, bos_id=BOS, eos_id=EOS,
+                                     length_penalty=length_penalty, banned_ids=(PAD, UNK, BOS))
         translation = self.target_tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD))
         empty = tf.equal(source_lengths, 0)  # nothing to translate: nothing comes back
         return {"translation": tf.where(empty, tf.constant(""), translation),
@@ -232,34 +243,52 @@ def score(translator, pairs, beam_size, length_penalty, batch_size=64):
             "length_penalty": length_penalty, "sentences": len(pairs), "seconds": round(time.monotonic() - start, 1)}
 
 
-def export_run(run_dir, to, name, version):
-    """Exports the best model of a translation run as `TO/NAME/VERSION`."""
+def export_run(run_dirs, to, name, version):
+    """Exports the best model of a translation run (or an ensemble of several runs) as `TO/NAME/VERSION`.
+
+    The members of an ensemble must share their tokenisers (the same data and tokeniser
+    settings give the same ones: SentencePiece training is deterministic).
+    """
+    import hashlib
+
     import keras
 
     import toolkit.models.translator  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
     from toolkit.preprocessing.sequences import load_tokenizer
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
-    if config.get("kind") != KIND:
-        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
-    best = run_dir / training.BEST_MODEL
-    if not best.exists():
-        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
-    model = keras.saving.load_model(best, compile=False)
-    graph = TranslationGraph(model, load_tokenizer(run_dir, "source"), load_tokenizer(run_dir, "target"))
-    train_settings = config["train"]
-    archive = export.translator_archive(graph, train_settings["beam_size"], train_settings["length_penalty"])
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
-    metadata = {"kind": KIND, "source_language": config["source_language"],
-                "target_language": config["target_language"], "parameters": model.count_params(),
-                "beam_size": train_settings["beam_size"], "length_penalty": train_settings["length_penalty"],
-                "max_output_tokens": f"min({LENGTH_CAP}, {LENGTH_RATIO} * source tokens + {LENGTH_OFFSET})",
-                "train": train_settings, "metrics": metrics}
-    return export.write_saved_model(archive, to, name, version, metadata)
+    run_dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
+    models, configs, fingerprints = [], [], []
+    for run_dir in run_dirs:
+        if not (run_dir / "config.json").exists():
+            raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+        config = read_json(run_dir / "config.json")
+        if config.get("kind") != KIND:
+            raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
+        if not (run_dir / training.BEST_MODEL).exists():
+            raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+        files = sorted(p for p in run_dir.iterdir() if p.name.startswith(("source", "target")))
+        fingerprints.append(hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest())
+        if fingerprints[-1] != fingerprints[0]:
+            raise ToolkitError(f"{run_dir} has other tokenisers than {run_dirs[0]}: an ensemble's members must "
+                               "share them (train them on the same data with the same --tokenizer settings)")
+        models.append(keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False))
+        config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+        configs.append(config)
+    first = configs[0]
+    graph = TranslationGraph(models, load_tokenizer(run_dirs[0], "source"), load_tokenizer(run_dirs[0], "target"))
+    beam_size, length_penalty = first["train"]["beam_size"], first["train"]["length_penalty"]
+    metadata = {"kind": KIND, "source_language": first["source_language"], "target_language": first["target_language"],
+                "parameters": sum(model.count_params() for model in models), "beam_size": beam_size,
+                "length_penalty": length_penalty,
+                "max_output_tokens": f"min({LENGTH_CAP}, {LENGTH_RATIO} * source tokens + {LENGTH_OFFSET})"}
+    if len(models) == 1:
+        metadata.update(train=first["train"], metrics=first["metrics"])
+    else:
+        metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
+                                for run_dir, c in zip(run_dirs, configs)]
+    return export.write_saved_model(export.translator_archive(graph, beam_size, length_penalty), to, name, version,
+                                    metadata)
 
 
 def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, beam_size=None, length_penalty=None,
