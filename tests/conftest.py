@@ -11,6 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+
+def needs_data(name):
+    """Marks a test that reads ../shared/data/NAME; users who cloned the repository alone have none."""
+    return pytest.mark.skipif(not (SHARED_DATA / name).exists(), reason=f"needs ../shared/data/{name}")
+
 POSITIVE = ["great", "wonderful", "loved", "brilliant", "superb"]
 NEGATIVE = ["awful", "boring", "hated", "terrible", "dull"]
 FILLER = ["the", "movie", "film", "was", "plot", "actors", "a", "it"]

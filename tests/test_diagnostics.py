@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_data
 from toolkit.diagnostics import sensitivity
 from toolkit.models.text_classifier import build_text_classifier
 
-needs_imdb = pytest.mark.skipif(not (SHARED_DATA / "imdb").exists(), reason="needs ../shared/data/imdb")
+needs_imdb = needs_data("imdb")
 
 
 @pytest.mark.parametrize("decay", [0.5, 0.9, 1.1])

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_data
 from toolkit.data import images, locate
 from toolkit.errors import ToolkitError
 from toolkit.preprocessing.image import augmentation
@@ -103,14 +103,14 @@ def test_cifar10_official_python_batches(tmp_path, cache):
     assert splits.test[0][0, 0, 1].tolist() == [first[1], first[1024 + 1], first[2048 + 1]]
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "fashion-mnist").exists(), reason="needs ../shared/data/fashion-mnist")
+@needs_data("fashion-mnist")
 def test_real_fashion_mnist(cache):
     splits = images.load("fashion_mnist", SHARED_DATA / "fashion-mnist")
     assert len(splits.train[0]) + len(splits.validation[0]) == 60000 and len(splits.test[0]) == 10000
     assert np.bincount(splits.test[1]).tolist() == [1000] * 10
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cifar10").exists(), reason="needs ../shared/data/cifar10")
+@needs_data("cifar10")
 def test_real_cifar10_jpeg_copy(cache):
     splits = images.load("cifar10", SHARED_DATA / "cifar10")
     assert splits.class_names == images.CIFAR10_CLASSES

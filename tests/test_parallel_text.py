@@ -4,12 +4,12 @@ import gzip
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_data
 from toolkit.data import parallel_text
 from toolkit.errors import ToolkitError
 
 MULTI30K = SHARED_DATA / "multi30k"
-needs_multi30k = pytest.mark.skipif(not (MULTI30K / "task1" / "raw").is_dir(), reason="no ../shared/data/multi30k")
+needs_multi30k = needs_data("multi30k")
 
 
 @needs_multi30k

@@ -4,11 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA, needs_data
 
 SHIPPED = REPO / "saved_models"
 # Users who cloned the repository alone have no ../shared/data; CI always has it.
-needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data (the data sets)")
 
 
 def test_shipped_sentiment_model_reads_reviews(tmp_path):
@@ -23,7 +22,7 @@ def test_shipped_sentiment_model_reads_reviews(tmp_path):
     assert all(float(row[2]) > 0.8 for row in rows)
 
 
-@needs_data
+@needs_data("cifar10")
 def test_shipped_cifar10_model_names_real_photos(tmp_path):
     from toolkit.data import images
 

@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_data
 from toolkit.data import imdb, locate, text_folders
 from toolkit.errors import ToolkitError
 
@@ -115,7 +115,7 @@ def test_imdb_missing_copy_is_a_clear_error(tmp_path, cache):
         imdb.find_root(tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "imdb").exists(), reason="needs ../shared/data/imdb")
+@needs_data("imdb")
 def test_real_imdb_splits(cache):
     splits = imdb.load(SHARED_DATA / "imdb")
     assert int(splits.train.cardinality()) == 22500

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import REPO, toy_translation
+from tests.conftest import toy_translation
 from toolkit.io import read_json
 
 SENTENCES = ["a big dog sees a cat.", "the man runs.", "a small red ball sleeps now."]

@@ -284,7 +284,6 @@ def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpol
     """
     import tensorflow as tf
 
-    from toolkit.data import series as series_lib
     from toolkit.predictor import load_saved_model
 
     signatures, metadata, model_dir = load_saved_model(model_path, KIND)

@@ -11,7 +11,6 @@ tab ignored (the Anki/Tatoeba export format, whose third column is attribution).
 
 import dataclasses
 import gzip
-from pathlib import Path
 
 from toolkit.data import archives, locate
 from toolkit.errors import ToolkitError
