@@ -233,7 +233,7 @@ def score(translator, pairs, beam_size, length_penalty, batch_size=64):
 
     from toolkit.metrics import translation_scores
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)  # loops are explicit
     def translate(text):
         return translator.translate(text, beam_size, length_penalty)
 
