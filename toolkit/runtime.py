@@ -26,6 +26,7 @@ def import_tensorflow():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # initialises the devices: the CUDA probe logs here
+        tf.get_logger().setLevel("ERROR")  # retracing and AutoGraph notices are for developers
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
