@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json
+from toolkit.io import write_json
 
 KIND = "forecaster"
 LOSSES = ("gaussian", "mse")
@@ -223,16 +223,10 @@ def export_run(run_dir, to, name, version):
     from toolkit import export, training
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
-    if config.get("kind") != KIND:
-        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
-    if not (run_dir / training.BEST_MODEL).exists():
-        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+    config = training.read_run(run_dir, KIND)
     model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
     gaussian = config["train"]["loss"] == "gaussian"
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    metrics = config["metrics"]
     metadata = {"kind": KIND, "series": config["series"], "window": config["train"]["window"],
                 "horizon": config["train"]["horizon"], "step_seconds": config["step_seconds"],
                 "season": config["season"], "gaussian": gaussian, "parameters": model.count_params(),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json
+from toolkit.io import write_json
 
 KIND = "image_classifier"
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
@@ -159,16 +159,9 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     from toolkit import export, training
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
-    if config.get("kind") != KIND:
-        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not an {KIND}")
-    best = run_dir / training.BEST_MODEL
-    if not best.exists():
-        raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
-    model = keras.saving.load_model(best, compile=False)
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    config = training.read_run(run_dir, KIND)
+    model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
+    metrics = config["metrics"]
     if flip_average is None:
         flip_average = bool(config["train"].get("flip"))
     archive = export.image_classifier_archive(model, config["class_names"], top_k=top_k, flip_average=flip_average)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json
+from toolkit.io import write_json
 
 KIND = "text_classifier"
 
@@ -175,19 +175,12 @@ def export_run(run_dirs, to, name, version):
     run_dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
     members, configs = [], []
     for run_dir in run_dirs:
-        if not (run_dir / "config.json").exists():
-            raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-        config = read_json(run_dir / "config.json")
-        if config.get("kind") != KIND:
-            raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
+        config = training.read_run(run_dir, KIND)
         if configs and (config["task"], config["class_names"]) != (configs[0]["task"], configs[0]["class_names"]):
             raise ToolkitError(f"{run_dir} has other classes or another task than {run_dirs[0]}: "
                                "an ensemble's members must answer the same question")
-        best = run_dir / training.BEST_MODEL
-        if not best.exists():
-            raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
-        members.append((keras.saving.load_model(best, compile=False), TextPreprocessor.load(run_dir)))
-        config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+        members.append((keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False),
+                        TextPreprocessor.load(run_dir)))
         configs.append(config)
     first = configs[0]
     archive = export.text_classifier_archive(members, first["class_names"], first["task"])

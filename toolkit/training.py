@@ -329,6 +329,24 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     return keras.saving.load_model(best), history
 
 
+def read_run(run_dir, kind):
+    """The config of a finished-enough run folder of `kind`, with its test `metrics` (or None).
+
+    Refuses folders that are no run, runs of another kind, and runs without a best model yet:
+    what every exporter needs to check before loading `best.keras`.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
+    config = read_json(run_dir / "config.json")
+    if config.get("kind") != kind:
+        raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {kind}")
+    if not (run_dir / BEST_MODEL).exists():
+        raise ToolkitError(f"{run_dir} has no {BEST_MODEL} yet: train at least one epoch first")
+    config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    return config
+
+
 def training_seconds(history):
     return round(sum(row.get("seconds", 0.0) for row in history), 1)
 

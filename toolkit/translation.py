@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json
+from toolkit.io import write_json
 
 KIND = "translator"
 BUCKETS = (8, 12, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128)
@@ -260,20 +260,13 @@ def export_run(run_dirs, to, name, version):
     run_dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
     models, configs, fingerprints = [], [], []
     for run_dir in run_dirs:
-        if not (run_dir / "config.json").exists():
-            raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-        config = read_json(run_dir / "config.json")
-        if config.get("kind") != KIND:
-            raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {KIND}")
-        if not (run_dir / training.BEST_MODEL).exists():
-            raise ToolkitError(f"{run_dir} has no {training.BEST_MODEL} yet: train at least one epoch first")
+        config = training.read_run(run_dir, KIND)
         files = sorted(p for p in run_dir.iterdir() if p.name.startswith(("source", "target")))
         fingerprints.append(hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest())
         if fingerprints[-1] != fingerprints[0]:
             raise ToolkitError(f"{run_dir} has other tokenisers than {run_dirs[0]}: an ensemble's members must "
                                "share them (train them on the same data with the same --tokenizer settings)")
         models.append(keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False))
-        config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
         configs.append(config)
     first = configs[0]
     graph = TranslationGraph(models, load_tokenizer(run_dirs[0], "source"), load_tokenizer(run_dirs[0], "target"))
