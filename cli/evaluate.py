@@ -72,3 +72,21 @@ def forecast(model_path, csv, column, time_column):
 
     report = evaluate_forecast(model_path or models_dir() / "forecast_co2", csv, column, time_column)
     click.echo(json.dumps(report, indent=2))
+
+
+@evaluate.command()
+@options.model_option("captioner")
+@options.data_dir
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True)
+@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
+@click.option("--examples", type=click.Path(dir_okay=False), default=None,
+              help="Also write a PNG of the first images with generated and reference captions.")
+@click.option("--batch-size", default=32, show_default=True)
+def captions(model_path, data_dir, split, beam_size, examples, batch_size):
+    """BLEU-1..4 (sacreBLEU) and CIDEr-D of a captioner against every reference caption of a split."""
+    from toolkit.captioning import evaluate as evaluate_captions
+    from toolkit.predictor import models_dir
+
+    report = evaluate_captions(model_path or models_dir() / "captioner", data_dir, split=split, beam_size=beam_size,
+                               examples=examples, batch_size=batch_size)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))

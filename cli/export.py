@@ -19,7 +19,7 @@ def export(run_dirs, name, version, to):
     from toolkit.runtime import import_tensorflow
 
     import_tensorflow()
-    from toolkit import forecast, images, sentiment, translation
+    from toolkit import captioning, forecast, images, sentiment, translation
     from toolkit.errors import ToolkitError
     from toolkit.export import next_version
     from toolkit.io import read_json
@@ -37,7 +37,9 @@ def export(run_dirs, name, version, to):
         path = translation.export_run(run_dirs, to, name, version)
     elif kind == forecast.KIND and len(run_dirs) == 1:
         path = forecast.export_run(run_dirs[0], to, name, version)
-    elif kind in (images.KIND, forecast.KIND):
+    elif kind == captioning.KIND and len(run_dirs) == 1:
+        path = captioning.export_run(run_dirs[0], to, name, version)
+    elif kind in (images.KIND, forecast.KIND, captioning.KIND):
         raise ToolkitError("ensembles of several runs are supported for text classifiers and translators only")
     else:
         raise ToolkitError(f"{run_dirs[0]} is a run of unknown kind {kind!r}")

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cli import classify, diagnose, evaluate, export, forecast, plot, predict, train, translate
+from cli import caption, classify, convert, diagnose, evaluate, export, forecast, plot, predict, train, translate
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
@@ -33,6 +33,7 @@ def toolkit():
     \b
       toolkit predict review.txt          sentiment of a movie review (shipped model)
       toolkit classify photo.jpg          the class of an image (shipped CIFAR-10 ResNet)
+      toolkit caption photo.jpg           a sentence about an image (shipped Flickr8k captioner)
       toolkit translate "A dog runs."     English to German (shipped Multi30k translator)
       toolkit forecast series.csv         the next values of a time series (shipped CO2 model)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
@@ -44,12 +45,14 @@ def toolkit():
 toolkit.add_command(predict.predict)
 toolkit.add_command(classify.classify)
 toolkit.add_command(translate.translate)
+toolkit.add_command(caption.caption)
 toolkit.add_command(forecast.forecast)
 toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)
 toolkit.add_command(plot.plot)
 toolkit.add_command(diagnose.diagnose)
+toolkit.add_command(convert.convert)
 
 
 def main():

@@ -219,3 +219,50 @@ def _guess_dataset(data_dir):
     if not any(path.glob("*.tar.gz")) and any(p.is_dir() for p in root.iterdir()):
         return "folder"
     return "cifar10"
+
+
+@train.command()
+@options.data_dir
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints, history, curves, metrics. Re-run to resume.")
+@click.option("--encoder", default="efficientnet_lite0", show_default=True,
+              help="efficientnet_lite0 (ImageNet, frozen; run `toolkit convert efficientnet-lite0` once), "
+                   "resnet18/34/50.. or cifar_resnet20.. (ours, trained end to end), or keras:NAME "
+                   "(keras.applications.NAME with ImageNet weights, downloaded; frozen).")
+@click.option("--encoder-weights", type=click.Path(dir_okay=False), default=None,
+              help="The converted EfficientNet-Lite0 weights. Default: the toolkit cache.")
+@click.option("--image-size", default=224, show_default=True, help="Images are resized to this square size.")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True)
+@click.option("--units", default=512, show_default=True)
+@click.option("--embedding-dim", default=256, show_default=True)
+@click.option("--decoder-layers", default=1, show_default=True)
+@click.option("--attention", type=click.Choice(["bahdanau", "luong", "none"]), default="bahdanau", show_default=True,
+              help="Soft attention over the feature map (Show, Attend and Tell), or none: the image is the "
+                   "decoder's initial state only (Show and Tell).")
+@click.option("--dropout", default=0.5, show_default=True)
+@click.option("--vocabulary-size", default=10000, show_default=True, help="At most this many words.")
+@click.option("--min-count", default=3, show_default=True, help="Rarer training words become <unk>.")
+@click.option("--max-length", default=40, show_default=True, help="Training captions with more words are left out.")
+@click.option("--label-smoothing", default=0.1, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--clip-norm", type=float, default=5.0, show_default=True,
+              help="Clip gradients to this global norm: backpropagation through time can explode.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--patience", default=3, show_default=True, help="Stop after this many epochs without a better validation loss.")
+@click.option("--beam-size", default=3, show_default=True, help="Search used for the scores and the exported model's default.")
+@click.option("--length-penalty", default=1.0, show_default=True,
+              help="Beam hypotheses compete by log p / length**this (0: raw log p, 1: per-word).")
+@click.option("--seed", default=1337, show_default=True)
+def captions(run_dir, **settings):
+    """A CNN encoder + recurrent decoder on Flickr8k (or the Kaggle layout, or COCO-style caption JSON)."""
+    from toolkit.runtime import import_tensorflow
+
+    import_tensorflow()
+    from toolkit.captioning import TrainConfig, train as train_captions
+
+    results = train_captions(TrainConfig(**settings), run_dir)
+    test = results["test"][f"beam_{settings['beam_size']}"]
+    click.echo(f"test BLEU-4 {test['bleu_4']:.2f}, CIDEr-D {test['cider_d']:.2f} (beam {test['beam_size']}) on "
+               f"{test['images']} images. Details: {run_dir}/metrics.json")

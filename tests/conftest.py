@@ -159,3 +159,113 @@ def tiny_translator(tiny_translation_run, tmp_path_factory):
     models = tmp_path_factory.mktemp("translators")
     export_run(tiny_translation_run, models, "toy_en_de", 1)
     return models / "toy_en_de"
+
+
+# === Images for the command line: every supported kind, and hostile files ===
+
+def save(path, image, **kwargs):
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """Valid images in every supported format and mode, named by their true colour."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    red = Image.new("RGB", (40, 30), (210, 25, 25))
+    gif = [Image.new("P", (20, 20), 0), Image.new("P", (20, 20), 1)]
+    gif[0].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
+    gif[1].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([200, 30, 30, 0, 0, 0] + [0] * 762)
+    return {
+        "red.jpg": save(root / "red.jpg", red),
+        "red_cmyk.jpg": save(root / "red_cmyk.jpg", red.convert("CMYK")),
+        "red.bmp": save(root / "red.bmp", red),
+        "red_rgba.png": save(root / "red_rgba.png", red.convert("RGBA")),
+        "green_16bit.png": save(root / "green_16bit.png", Image.fromarray(
+            np.full((16, 16), 30000, np.uint16)).convert("I;16")),
+        "red_palette_alpha.png": save(root / "red_palette_alpha.png", palette, transparency=1),
+        "blue_animated.gif": save(root / "blue_animated.gif", gif[0], save_all=True, append_images=gif[1:]),
+        "red_1x1.png": save(root / "red_1x1.png", Image.new("RGB", (1, 1), (210, 25, 25))),
+        "blue_6000.png": save(root / "blue_6000.png", Image.new("RGB", (6000, 6000), (30, 40, 200))),
+    }
+
+
+def hostile(tmp_path):
+    """Files that are no usable image, each with the words its error line must contain."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "text.jpg").write_text("this is not an image")
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3)).astype("uint8")
+    data = save(io.BytesIO(), Image.fromarray(noise), format="JPEG").getvalue()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.jpg").mkdir()
+    tiff = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(tiff, format="TIFF")
+    (tmp_path / "image.tiff").write_bytes(tiff.getvalue())
+    return {"text.jpg": "not an image", "truncated.jpg": "not a readable image", "empty.png": "empty file",
+            "folder.jpg": "is a folder", "image.tiff": "TIFF images are not supported", "missing.jpg": "no such file"}
+
+
+# === A toy captioning set: noisy squares of one colour, two captions each ===
+
+@pytest.fixture(scope="session")
+def caption_data(tmp_path_factory):
+    """Kaggle layout (`Images/*.jpg`, `captions.txt`): 16 images per colour of COLORS, 2 captions each."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("captions")
+    (root / "Images").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for color, rgb in COLORS.items():
+        for i in range(16):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype("uint8")
+            name = f"{color}_{i}.jpg"
+            Image.fromarray(pixels).save(root / "Images" / name)
+            rows += [(name, f"A {color} square."), (name, f"The square is {color} .")]
+    with open(root / "captions.txt", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "caption"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_config(caption_data):
+    from toolkit.captioning import TrainConfig
+
+    return TrainConfig(data_dir=str(caption_data), encoder="cifar_resnet8", image_size=16, units=16, embedding_dim=16,
+                       dropout=0.0, label_smoothing=0.0, min_count=1, learning_rate=0.01, batch_size=8, epochs=15,
+                       patience=15, beam_size=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_run(tiny_caption_config, tmp_path_factory):
+    """A tiny captioner whose ResNet encoder trained end to end with the decoder."""
+    from toolkit.captioning import train
+
+    run_dir = tmp_path_factory.mktemp("caption_run") / "tiny"
+    train(tiny_caption_config, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_captioner(tiny_caption_run, tmp_path_factory):
+    """`tiny_caption_run` exported as MODELS/squares/1; returns MODELS/squares."""
+    from toolkit.captioning import export_run
+
+    models = tmp_path_factory.mktemp("captioners")
+    export_run(tiny_caption_run, models, "squares", 1)
+    return models / "squares"

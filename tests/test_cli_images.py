@@ -1,15 +1,14 @@
-import io
 import json
 import subprocess
 import sys
 
 import keras
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import toolkit
+from tests.conftest import hostile
 from toolkit.export import read_metadata
 
 # Runs in a fresh interpreter that imports TensorFlow only: what TF Serving (or any client) sees.
@@ -32,35 +31,6 @@ print(json.dumps(out))
 """
 
 
-def save(path, image, **kwargs):
-    image.save(path, **kwargs)
-    return path
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """Valid images in every supported format and mode, named by their true colour."""
-    root = tmp_path_factory.mktemp("photos")
-    red = Image.new("RGB", (40, 30), (210, 25, 25))
-    gif = [Image.new("P", (20, 20), 0), Image.new("P", (20, 20), 1)]
-    gif[0].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
-    gif[1].putpalette([30, 40, 200, 200, 30, 30] + [0] * 762)
-    palette = Image.new("P", (16, 16), 0)
-    palette.putpalette([200, 30, 30, 0, 0, 0] + [0] * 762)
-    return {
-        "red.jpg": save(root / "red.jpg", red),
-        "red_cmyk.jpg": save(root / "red_cmyk.jpg", red.convert("CMYK")),
-        "red.bmp": save(root / "red.bmp", red),
-        "red_rgba.png": save(root / "red_rgba.png", red.convert("RGBA")),
-        "green_16bit.png": save(root / "green_16bit.png", Image.fromarray(
-            np.full((16, 16), 30000, np.uint16)).convert("I;16")),
-        "red_palette_alpha.png": save(root / "red_palette_alpha.png", palette, transparency=1),
-        "blue_animated.gif": save(root / "blue_animated.gif", gif[0], save_all=True, append_images=gif[1:]),
-        "red_1x1.png": save(root / "red_1x1.png", Image.new("RGB", (1, 1), (210, 25, 25))),
-        "blue_6000.png": save(root / "blue_6000.png", Image.new("RGB", (6000, 6000), (30, 40, 200))),
-    }
-
-
 def test_image_export_layout(tiny_image_model):
     meta = read_metadata(tiny_image_model / "1")
     assert meta["kind"] == "image_classifier" and meta["class_names"] == ["blue", "green", "red"]
@@ -79,22 +49,8 @@ def test_classify_every_kind_of_image(tiny_image_model, photos):
             assert record["label"] == name.split("_")[0].split(".")[0], name
 
 
-def hostile(tmp_path, photos):
-    (tmp_path / "text.jpg").write_text("this is not an image")
-    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3)).astype("uint8")
-    data = save(io.BytesIO(), Image.fromarray(noise), format="JPEG").getvalue()
-    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
-    (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "folder.jpg").mkdir()
-    tiff = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(tiff, format="TIFF")
-    (tmp_path / "image.tiff").write_bytes(tiff.getvalue())
-    return {"text.jpg": "not an image", "truncated.jpg": "not a readable image", "empty.png": "empty file",
-            "folder.jpg": "is a folder", "image.tiff": "TIFF images are not supported", "missing.jpg": "no such file"}
-
-
 def test_bad_images_get_one_line_each_and_the_others_are_answered(tiny_image_model, photos, tmp_path):
-    cases = hostile(tmp_path, photos)
+    cases = hostile(tmp_path)
     args = [str(tmp_path / name) for name in cases] + [str(photos["red.jpg"])]
     result = CliRunner().invoke(toolkit, ["classify", *args, "--model", str(tiny_image_model)])
     assert result.exit_code == 1

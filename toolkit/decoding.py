@@ -74,7 +74,8 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     def cond(t, tokens, states, log_p, sequences, lengths, finished):
         return (t < tf.reduce_max(limits)) & ~tf.reduce_all(finished)
 
-    shapes = (tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(lambda s: s.shape, states),
+    any_rows = lambda s: tf.TensorShape([None]).concatenate(s.shape[1:])  # noqa: E731  (known batch sizes too)
+    shapes = (tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(any_rows, states),
               tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]))
     _, _, _, log_p, sequences, lengths, finished = tf.while_loop(
         cond, body, (tf.constant(0), tokens, states, log_p, sequences, lengths, finished), shape_invariants=shapes)

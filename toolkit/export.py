@@ -165,3 +165,44 @@ def translator_archive(graph, beam_size, length_penalty):
                                           tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
                                           tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")])
     return archive
+
+
+def captioner_archive(graph, size, beam_size, length_penalty):
+    """Three signatures, all answering `{"caption": string, "score": float}` per image:
+
+    - `serving_default`: a batch of encoded images (`image_bytes`), decoded and resized in the
+      graph, searched with the run's beam size and length penalty;
+    - `caption`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs;
+    - `caption_pixels`: float pixels in [0, 255], `[batch, height, width, 3]`, with both.
+
+    `graph` is a `captioning.CaptionGraph`: encoder, decoder, beam search and words in one
+    TensorFlow function. `score` is the caption's log-probability / length**length_penalty.
+    """
+    import keras
+    import tensorflow as tf
+
+    from toolkit.preprocessing.image import decode_image
+
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
+    for resource in graph.trackables():
+        archive.track(resource)
+
+    def decode(image_bytes):
+        return tf.map_fn(lambda b: decode_image(b, size, 3), image_bytes,
+                         fn_output_signature=tf.TensorSpec((*size, 3), tf.float32))
+
+    def caption(image_bytes, beam_size, length_penalty):
+        return graph.caption_pixels(decode(image_bytes), beam_size, length_penalty)
+
+    def serve(image_bytes):
+        return caption(image_bytes, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+
+    image_bytes = tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")
+    search = [tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
+              tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")]
+    archive.add_endpoint("serving_default", serve, input_signature=[image_bytes])
+    archive.add_endpoint("caption", caption, input_signature=[image_bytes, *search])
+    archive.add_endpoint("caption_pixels", graph.caption_pixels,
+                         input_signature=[tf.TensorSpec(shape=(None, *size, 3), dtype=tf.float32, name="pixels"),
+                                          *search])
+    return archive

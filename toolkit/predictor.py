@@ -99,17 +99,7 @@ class ImageClassifier:
         self.image_shape = tuple(self.metadata["image_shape"])
 
     def decode(self, data, name="image"):
-        """Pixels of one encoded image, as the serving graph decodes them; ToolkitError if it is not one."""
-        from toolkit.preprocessing.image import decode_image
-        from toolkit.runtime import import_tensorflow
-
-        tf = import_tensorflow()
-        check_image_header(data, name)
-        try:
-            return decode_image(tf.constant(data), self.image_shape[:2], self.image_shape[2]).numpy()
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else "cannot decode"
-            raise ToolkitError(f"{name}: not a readable image ({_short(reason)})") from None
+        return decode_pixels(data, self.image_shape, name)
 
     def predict_pixels(self, pixels, batch_size=256):
         import numpy as np
@@ -132,6 +122,20 @@ def _short(reason):
 
 
 MAX_IMAGE_PIXELS = 50_000_000
+
+
+def decode_pixels(data, image_shape, name="image"):
+    """Pixels of one encoded image, as the serving graph decodes them; ToolkitError if it is not one."""
+    from toolkit.preprocessing.image import decode_image
+    from toolkit.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    check_image_header(data, name)
+    try:
+        return decode_image(tf.constant(data), tuple(image_shape[:2]), image_shape[2]).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else "cannot decode"
+        raise ToolkitError(f"{name}: not a readable image ({_short(reason)})") from None
 
 
 def check_image_header(data, name):
@@ -175,3 +179,32 @@ class Translator:
         penalty = tf.constant(length_penalty, tf.float32)
         return translate_all(lambda text: self.serve(text=text, beam_size=beam, length_penalty=penalty),
                              list(sentences), batch_size)
+
+
+class Captioner:
+    """An exported captioner: images in, `{"caption", "score"}` out."""
+
+    def __init__(self, path):
+        from toolkit.captioning import KIND
+
+        signatures, self.metadata, self.model_dir = load_saved_model(path, KIND)
+        self.serve_pixels = signatures["caption_pixels"]
+        self.image_shape = tuple(self.metadata["image_shape"])
+
+    def decode(self, data, name="image"):
+        return decode_pixels(data, self.image_shape, name)
+
+    def caption_pixels(self, pixels, beam_size=None, length_penalty=None, batch_size=32):
+        """Captions of decoded images (`decode`), in the order given."""
+        import tensorflow as tf
+
+        from toolkit.captioning import caption_rows
+
+        beam_size = self.metadata["beam_size"] if beam_size is None else beam_size
+        length_penalty = self.metadata["length_penalty"] if length_penalty is None else length_penalty
+        if beam_size < 1:
+            raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
+        beam = tf.constant(beam_size, tf.int32)
+        penalty = tf.constant(length_penalty, tf.float32)
+        return caption_rows(lambda p: self.serve_pixels(pixels=p, beam_size=beam, length_penalty=penalty),
+                            pixels, batch_size)

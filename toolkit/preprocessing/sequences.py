@@ -40,6 +40,18 @@ def clean_text(text):
     return tf.strings.strip(text)
 
 
+def caption_standardize(text):
+    """How captions are compared and learnt: lower case, words only (punctuation becomes space).
+
+    "A dog runs through the grass ." -> "a dog runs through the grass". Inner apostrophes and
+    hyphens stay ("man's", "t-shirt"). Training captions, references and generated captions all
+    pass through this, so scores compare like with like.
+    """
+    text = tf.strings.lower(clean_text(text), encoding="utf-8")
+    text = tf.strings.regex_replace(text, _ISOLATE, " ")
+    return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+
+
 def _tidy(text):
     """One space between words, none at the ends (where an unknown piece was left out, say)."""
     return tf.strings.strip(tf.strings.regex_replace(text, r"  +", " "))
@@ -135,12 +147,14 @@ class WordTokenizer:
         return tf.strings.split(tf.strings.regex_replace(tf.strings.strip(text), r"\s+", " "))
 
     @classmethod
-    def train(cls, sentences, vocabulary_size):
+    def train(cls, sentences, vocabulary_size, min_count=1):
+        """The `vocabulary_size` - 4 most frequent tokens seen at least `min_count` times."""
         counts = collections.Counter()
         for start in range(0, len(sentences), 4096):
             tokens = cls.split(tf.constant(sentences[start:start + 4096])).flat_values.numpy()
             counts.update(t.decode("utf-8") for t in tokens)
-        return cls([w for w, _ in counts.most_common(max(vocabulary_size - len(RESERVED), 1))])
+        common = counts.most_common(max(vocabulary_size - len(RESERVED), 1))
+        return cls([w for w, n in common if n >= min_count])
 
     def encode(self, text):
         return tf.cast(self.lookup(self.split(text)), tf.int32)

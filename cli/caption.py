@@ -1,0 +1,54 @@
+"""`toolkit caption`: a sentence describing each image in files, globs, or paths read from standard input."""
+
+import json
+import sys
+
+import click
+
+from cli import options
+from cli.classify import CHUNK, MAX_IMAGE_BYTES, expand
+from toolkit.errors import ToolkitError
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@options.model_option("captioner")
+@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None,
+              help="Captions kept while searching; 1 is greedy. Default: the model's (3 for the shipped one).")
+@click.option("--length-penalty", type=float, default=None,
+              help="Beam hypotheses compete by log p / length**this. Default: the model's.")
+@options.json_output
+def caption(files, model_path, beam_size, length_penalty, as_json):
+    """Caption the images in FILES (JPEG, PNG, GIF, BMP; globs allowed; `-` reads paths from stdin).
+
+    Prints FILE and its caption, tab-separated (--json adds the caption's score: its
+    log-probability per word). A bad file is reported on stderr and the others are still
+    captioned; the exit code is 1 if any failed.
+
+    \b
+      toolkit caption photo.jpg more/*.jpg --beam-size 5
+    """
+    from toolkit.inputs import read_bytes
+    from toolkit.predictor import Captioner, models_dir
+
+    captioner = Captioner(model_path or models_dir() / "captioner")
+    failed = 0
+    paths = list(expand(files, sys.stdin))
+    for start in range(0, len(paths), CHUNK):
+        names, pixels = [], []
+        for path in paths[start:start + CHUNK]:
+            try:
+                pixels.append(captioner.decode(read_bytes(path, MAX_IMAGE_BYTES), path))
+                names.append(path)
+            except ToolkitError as e:
+                click.echo(f"Error: {e}", err=True)
+                failed += 1
+        if names:
+            results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
+            for name, result in zip(names, results):
+                if as_json:
+                    click.echo(json.dumps({"file": name, **result}, ensure_ascii=False))
+                else:
+                    click.echo(f"{name}\t{result['caption']}")
+    if failed:
+        sys.exit(1)

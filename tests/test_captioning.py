@@ -1,0 +1,174 @@
+"""Captioning end to end on a toy set: train, export, `toolkit caption`, `toolkit evaluate captions`, scores."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import toolkit
+from tests.conftest import hostile
+from toolkit.export import read_metadata
+
+COLORS = ("blue", "green", "red")
+
+
+def color_words(caption):
+    return [w for w in caption.split() if w in COLORS]
+
+
+def test_caption_scores_count_ngrams_against_every_reference():
+    from toolkit.metrics import caption_scores
+
+    references = [["A dog runs on the grass .", "The brown dog is running"], ["A man rides a bike .", "a cyclist"]]
+    perfect = caption_scores(["a dog runs on the grass", "a man rides a bike"], references)
+    assert perfect["bleu_4"] == 100.0 and perfect["bleu_1"] == 100.0 and perfect["cider_d"] > 100
+    worse = caption_scores(["a cat sleeps on the sofa", "a man rides a bike"], references)
+    assert worse["bleu_4"] < perfect["bleu_4"] and worse["cider_d"] < perfect["cider_d"]
+    assert worse["bleu_1"] > worse["bleu_2"] > worse["bleu_3"] > worse["bleu_4"]
+    # Case and punctuation do not count: captions are compared as the model learns them.
+    assert caption_scores(["A DOG runs, on the grass!", "A man rides a bike."], references) == perfect
+    # Images may have different numbers of references (COCO has 5 to 7).
+    uneven = caption_scores(["a dog runs", "a man rides a bike"], [references[0], references[1][:1]])
+    assert 0 < uneven["bleu_4"] <= 100
+    with pytest.raises(ValueError, match="2 hypotheses but 1"):
+        caption_scores(["a", "b"], references[:1])
+
+
+def test_training_learns_the_colours(tiny_caption_run):
+    metrics = json.loads((tiny_caption_run / "metrics.json").read_text())
+    assert metrics["epochs_trained"] == 15 and metrics["vocabulary_size"] == 4 + 7  # a square is the blue green red .
+    for beam in ("beam_1", "beam_2"):
+        assert metrics["test"][beam]["images"] == 4
+        assert metrics["test"][beam]["bleu_4"] > 50, metrics["test"]
+    history = (tiny_caption_run / "history.csv").read_text().splitlines()
+    assert "gradient_norm" in history[0] and len(history) == 16
+
+
+def test_export_layout_and_metadata(tiny_captioner):
+    meta = read_metadata(tiny_captioner / "1")
+    assert meta["kind"] == "captioner" and meta["image_shape"] == [16, 16, 3]
+    assert meta["beam_size"] == 2 and meta["train"]["encoder"] == "cifar_resnet8"
+    assert meta["metrics"]["test"]["beam_2"]["bleu_4"] > 0
+
+
+def test_caption_names_the_colour_of_every_kind_of_image(tiny_captioner, photos):
+    result = CliRunner().invoke(toolkit, ["caption", *map(str, photos.values()), "--model", str(tiny_captioner),
+                                          "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(p) for p in photos.values()]
+    right = 0
+    for name, record in zip(photos, records):
+        assert record["caption"] and record["score"] < 0
+        right += color_words(record["caption"]) == [name.split("_")[0].split(".")[0]]
+    assert right >= len(photos) - 2  # the 16-bit gray one has no true colour
+
+
+def test_bad_images_get_one_line_each_and_the_others_are_captioned(tiny_captioner, photos, tmp_path):
+    cases = hostile(tmp_path)
+    args = [str(tmp_path / name) for name in cases] + [str(photos["red.jpg"])]
+    result = CliRunner().invoke(toolkit, ["caption", *args, "--model", str(tiny_captioner), "--beam-size", "1"])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(cases), result.stderr
+    for line, (name, message) in zip(errors, cases.items()):
+        assert line.startswith("Error: ") and name in line and message in line, line
+    file, caption = result.stdout.strip().split("\t")
+    assert file == str(photos["red.jpg"]) and color_words(caption) == ["red"]
+    assert "Traceback" not in result.output
+
+
+def test_caption_refuses_other_models_and_bad_options(tiny_captioner, tiny_image_model, photos):
+    result = CliRunner().invoke(toolkit, ["caption", str(photos["red.jpg"]), "--model", str(tiny_image_model)])
+    assert result.exit_code == 1 and "needs a 'captioner' model" in result.stderr
+    result = CliRunner().invoke(toolkit, ["caption", str(photos["red.jpg"]), "--model", str(tiny_captioner),
+                                          "--beam-size", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+# Runs in a fresh interpreter that imports TensorFlow only: what TF Serving (or any client) sees.
+FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+images = [open(f, "rb").read() for f in json.loads(sys.argv[2])]
+out = {}
+for size in (1, 3):
+    rows = []
+    for start in range(0, len(images), size):
+        res = model.signatures["serving_default"](image_bytes=tf.constant(images[start:start + size]))
+        rows += [[c.decode(), float(s)] for c, s in zip(res["caption"].numpy(), res["score"].numpy())]
+    out[size] = rows
+greedy = model.signatures["caption"](image_bytes=tf.constant(images), beam_size=tf.constant(1),
+                                     length_penalty=tf.constant(1.0))
+out["greedy"] = [c.decode() for c in greedy["caption"].numpy()]
+assert not any(name.split(".")[0] in ("toolkit", "cli") for name in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_serving_signatures_in_a_fresh_process(tiny_captioner, tiny_caption_run, photos):
+    """Image bytes in, the in-memory graph's captions out, at any batch size, without the toolkit."""
+    import keras
+
+    from toolkit.captioning import CaptionGraph
+    from toolkit.preprocessing.image import decode_image
+    from toolkit.preprocessing.sequences import load_tokenizer
+
+    files = [str(photos[n]) for n in ("red.jpg", "blue_animated.gif", "red_rgba.png", "red_cmyk.jpg", "red.bmp")]
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tiny_captioner / "1"), json.dumps(files)],
+                         capture_output=True, text=True, check=True)
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    assert served["1"] == served["3"]
+
+    model = keras.saving.load_model(tiny_caption_run / "best.keras", compile=False)
+    graph = CaptionGraph(model, load_tokenizer(tiny_caption_run, "caption"))
+    pixels = np.stack([decode_image(open(f, "rb").read(), (16, 16), 3).numpy() for f in files])
+    expected = graph.caption_pixels(pixels, 2, 1.0)
+    assert [c.decode() for c in expected["caption"].numpy()] == [row[0] for row in served["1"]]
+    np.testing.assert_allclose(expected["score"].numpy(), [row[1] for row in served["1"]], atol=1e-4)
+    greedy = graph.caption_pixels(pixels, 1, 1.0)
+    assert [c.decode() for c in greedy["caption"].numpy()] == served["greedy"]
+
+
+def test_evaluate_captions_scores_the_export_and_draws_examples(tiny_captioner, caption_data, tmp_path):
+    png = tmp_path / "examples.png"
+    result = CliRunner().invoke(toolkit, ["evaluate", "captions", "--model", str(tiny_captioner), "--data-dir",
+                                          str(caption_data), "--examples", str(png)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 4 and report["beam_size"] == 2 and report["bleu_4"] > 50
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frozen_encoder_features_are_computed_once(caption_data, tmp_path, monkeypatch, capsys):
+    """A pretrained (frozen) encoder runs once per image; its weights travel with the run into the export."""
+    from toolkit.captioning import TrainConfig, export_run, train
+    from toolkit.models.efficientnet_lite import build_efficientnet_lite0
+
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))
+    weights = tmp_path / "lite0.weights.h5"
+    build_efficientnet_lite0(input_shape=(32, 32, 3)).save_weights(weights)  # random: the mechanics, not quality
+    config = TrainConfig(data_dir=str(caption_data), encoder="efficientnet_lite0", encoder_weights=str(weights),
+                         image_size=32, units=8, embedding_dim=8, min_count=1, batch_size=16, epochs=1,
+                         beam_size=1, attention="none")
+    train(config, tmp_path / "run1")
+    assert capsys.readouterr().err.count("Encoding the") == 3
+    cached = sorted((tmp_path / "cache" / "features").rglob("*.npy"))
+    assert len(cached) == 3 and np.load(cached[0]).shape[1:] == (1, 1, 1280)
+    train(config, tmp_path / "run2")
+    assert "Encoding the" not in capsys.readouterr().err
+
+    path = export_run(tmp_path / "run2", tmp_path / "models", "lite", 1)
+    image = str(next((caption_data / "Images").glob("red_*.jpg")))
+    result = CliRunner().invoke(toolkit, ["caption", image, "--model", str(path)])
+    assert result.exit_code == 0 and result.stdout.startswith(image + "\t")  # one epoch: any caption, even none
+
+
+def test_train_captions_refuses_a_folder_without_captions(tmp_path):
+    result = CliRunner().invoke(toolkit, ["train", "captions", "--data-dir", str(tmp_path), "--out",
+                                          str(tmp_path / "run")])
+    assert result.exit_code == 1 and "no captions in" in result.stderr and "Traceback" not in result.output

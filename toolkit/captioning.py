@@ -1,0 +1,373 @@
+"""Image captioning end to end: images with captions -> CNN encoder + recurrent decoder -> SavedModel.
+
+`train()` is what `toolkit train captions` runs, `export_run()` writes the serving model (image
+decoding, encoder, decoder and beam search in one graph), `evaluate()` scores an exported model
+with corpus BLEU-1..4 (sacreBLEU) and CIDEr-D (pycocoevalcap) against every reference caption.
+
+A frozen encoder (pretrained) runs once per image before training: its feature maps are cached
+under the toolkit cache, keyed by encoder, weights, image size and images, and the decoder trains
+on them. An encoder trained end to end (our ResNets) reads the decoded pixels instead.
+"""
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from toolkit.errors import ToolkitError
+from toolkit.io import atomic_path, write_json
+
+KIND = "captioner"
+BUCKETS = (8, 10, 12, 14, 16, 20, 24, 32)
+MAX_CAPTION_TOKENS = 40  # the most words a generated caption may have (end token included)
+ENCODER_WEIGHTS = "encoder.weights.h5"  # a frozen encoder's weights, kept in the run folder for the export
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a captioning run; stored as the run's config.json."""
+
+    data_dir: str = None  # Flickr8k, Kaggle or COCO-style layout; None = $TOOLKIT_DATA_DIR/flickr8k, else download
+    encoder: str = "efficientnet_lite0"  # see toolkit.models.image_encoders
+    encoder_weights: str = None  # the converted EfficientNet-Lite0 file; None = the toolkit cache
+    image_size: int = 224
+    cell: str = "lstm"
+    units: int = 512
+    embedding_dim: int = 256
+    decoder_layers: int = 1
+    attention: str = "bahdanau"  # "luong", or "none" for Show and Tell (the image as initial state only)
+    dropout: float = 0.5
+    vocabulary_size: int = 10000  # at most; words seen fewer than min_count times are <unk>
+    min_count: int = 3
+    max_length: int = 40  # training captions with more words are left out
+    label_smoothing: float = 0.1
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clip_norm: float = 5.0
+    batch_size: int = 64
+    epochs: int = 20
+    patience: int = 3
+    seed: int = 1337
+    beam_size: int = 3  # the exported model's default search
+    length_penalty: float = 1.0
+
+    def model_settings(self):
+        return {"cell": self.cell, "units": self.units, "embedding_dim": self.embedding_dim,
+                "decoder_layers": self.decoder_layers, "dropout": self.dropout,
+                "attention": None if self.attention == "none" else self.attention}
+
+
+# === Images -> model inputs ===
+
+def decode_all(captioned, image_size, batch_size=32):
+    """Batches of float32 pixels `[n, size, size, 3]` of every image of a split, in order.
+
+    Images are decoded and resized by the same op the exported graph runs on image bytes.
+    """
+    import tensorflow as tf
+
+    from toolkit.preprocessing.image import decode_image
+
+    dataset = tf.data.Dataset.from_generator(lambda: (captioned.read(name) for name in captioned.names),
+                                             output_signature=tf.TensorSpec((), tf.string))
+    dataset = dataset.map(lambda b: decode_image(b, (image_size, image_size), 3),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(2)
+
+
+def image_table(config, split, captioned, encoder=None):
+    """One row per image of `split`: the frozen `encoder`'s feature maps (float16, cached), or uint8 pixels."""
+    import numpy as np
+
+    if encoder is None:
+        batches = decode_all(captioned, config.image_size)
+        return np.concatenate([b.numpy().round().astype("uint8") for b in batches])
+    path = _feature_cache(config, split, captioned)
+    if path.exists():
+        return np.load(path)
+    print(f"Encoding the {len(captioned)} {split} images with {config.encoder} (cached in {path.parent})...",
+          file=sys.stderr)
+    start = time.monotonic()
+    rows = [encoder.predict_on_batch(batch).astype("float16") for batch in decode_all(captioned, config.image_size)]
+    table = np.concatenate(rows)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, table)
+    print(f"  {len(table) / (time.monotonic() - start):.1f} images/s", file=sys.stderr)
+    return table
+
+
+def _feature_cache(config, split, captioned):
+    """`CACHE/features/<key>/<split>.npy`, the key naming the encoder, its weights and the images."""
+    from toolkit.data.locate import cache_dir, local_copy
+
+    weights = config.encoder
+    if config.encoder == "efficientnet_lite0":
+        from toolkit.models.efficientnet_lite import default_weights_path
+
+        path = Path(config.encoder_weights) if config.encoder_weights else default_weights_path()
+        weights = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    source = str(Path(local_copy("flickr8k", config.data_dir) or "download").resolve())
+    key = json.dumps([config.encoder, weights, config.image_size, source, split, captioned.names])
+    return cache_dir() / "features" / hashlib.sha256(key.encode()).hexdigest()[:16] / f"{split}.npy"
+
+
+def make_batches(images, captioned, tokenizer, batch_size, *, training=False, max_length=None, seed=None):
+    """`((image rows, caption_in), caption_out, weights)` batches, one element per (image, caption).
+
+    `images[i]` is the model input of image i (features or pixels). The decoder reads
+    `<s> w1 .. wn` and must predict `w1 .. wn </s>`; weights are 0 on padding.
+    """
+    import tensorflow as tf
+
+    from toolkit.data.batching import bucketed_batches
+    from toolkit.preprocessing.sequences import BOS, EOS, caption_standardize
+
+    index = [i for i, captions in enumerate(captioned.captions) for _ in captions]
+    texts = [caption for captions in captioned.captions for caption in captions]
+    table = tf.constant(images)
+
+    def encode(i, text):
+        ids = tokenizer.encode(caption_standardize(text)[None])[0]
+        return i, tf.concat([[BOS], ids], 0), tf.concat([ids, [EOS]], 0)
+
+    dataset = tf.data.Dataset.from_tensor_slices((index, texts)).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+    if max_length:
+        dataset = dataset.filter(lambda i, ti, to: tf.shape(to)[0] <= max_length + 1)
+    dataset = bucketed_batches(dataset.cache(), batch_size, shuffle=training, seed=seed, boundaries=BUCKETS,
+                               length=lambda i, ti, to: tf.shape(to)[0])
+    return dataset.map(lambda i, ti, to: ((tf.cast(tf.gather(table, i), tf.float32), ti), to,
+                                          tf.cast(to != 0, tf.float32)))
+
+
+# === Training ===
+
+def train(config, run_dir):
+    """Trains a captioner in `run_dir` (resuming it if interrupted) and scores it on the test split."""
+    import keras
+
+    from toolkit import training
+    from toolkit.data import captions as caption_data
+    from toolkit.losses import SmoothedCrossEntropy
+    from toolkit.models.captioner import build_captioner
+    from toolkit.models.image_encoders import build_image_encoder, check_name, is_frozen
+    from toolkit.preprocessing.sequences import WordTokenizer, caption_standardize, load_tokenizer
+
+    check_name(config.encoder)
+    if config.attention not in ("bahdanau", "luong", "none"):
+        raise ValueError(f"attention must be bahdanau, luong or none. Received: attention={config.attention!r}")
+    run_dir = Path(run_dir)
+    settings = dataclasses.asdict(config)
+    training.check_same_settings(run_dir, settings, may_change=("epochs", "patience", "beam_size", "length_penalty"))
+    keras.utils.set_random_seed(config.seed)
+    splits = caption_data.load(config.data_dir, seed=config.seed)
+
+    if (run_dir / "caption_tokenizer.json").exists():
+        tokenizer = load_tokenizer(run_dir, "caption")
+    else:
+        texts = [c for captions in splits["train"].captions for c in captions]
+        texts = [t.decode("utf-8") for t in caption_standardize(texts).numpy()]
+        tokenizer = WordTokenizer.train(texts, config.vocabulary_size, min_count=config.min_count)
+        print(f"Vocabulary: {tokenizer.vocabulary_size} words from {len(texts)} training captions "
+              f"(seen at least {config.min_count} times).", file=sys.stderr)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(run_dir, "caption")
+    write_json(run_dir / "config.json", {"kind": KIND, "train": settings, "command": sys.argv,
+                                         "images": {s: len(c) for s, c in splits.items()}})
+
+    frozen = is_frozen(config.encoder)
+    encoder = build_image_encoder(config.encoder, config.image_size, efficientnet_weights=config.encoder_weights)
+    if frozen:
+        encoder.trainable = False
+        if not (run_dir / ENCODER_WEIGHTS).exists():
+            with atomic_path(run_dir / ENCODER_WEIGHTS, suffix=".weights.h5") as tmp:
+                encoder.save_weights(tmp)
+    tables = {split: image_table(config, split, captioned, encoder if frozen else None)
+              for split, captioned in splits.items()}
+
+    train_batches = make_batches(tables["train"], splits["train"], tokenizer, config.batch_size, training=True,
+                                 max_length=config.max_length, seed=config.seed)
+    validation_batches = make_batches(tables["validation"], splits["validation"], tokenizer, config.batch_size)
+    if frozen:
+        model = build_captioner(tokenizer.vocabulary_size, feature_shape=tables["train"].shape[1:],
+                                **config.model_settings())
+    else:
+        model = build_captioner(tokenizer.vocabulary_size, encoder=encoder, **config.model_settings())
+    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm)
+    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(config.label_smoothing),
+                  weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
+                                  patience=config.patience)
+
+    results = {"parameters": model.count_params(), "epochs_trained": len(history),
+               "best_epoch": training.best_epoch(history), "train_seconds": training.training_seconds(history),
+               "vocabulary_size": tokenizer.vocabulary_size}
+    graph = CaptionGraph(model, tokenizer)
+    for split in ("validation", "test"):
+        results[split] = {}
+        for beam_size in sorted({1, config.beam_size}):
+            results[split][f"beam_{beam_size}"] = score(graph, tables[split], splits[split].captions,
+                                                        beam_size=beam_size, length_penalty=config.length_penalty)
+    write_json(run_dir / "metrics.json", results)
+    return results
+
+
+# === Captioning as TensorFlow ops ===
+
+class CaptionGraph:
+    """Images -> captions as TensorFlow ops: (encoder,) image context, beam search, words.
+
+    `model` is a trained captioner; `encoder` the frozen encoder its features came from (None
+    when the model reads pixels itself). The same object scores while training and is what the
+    export wraps, so the shipped graph is the one that was scored.
+    """
+
+    def __init__(self, model, tokenizer, encoder=None):
+        from toolkit.models.captioner import image_context
+        from toolkit.models.decoder import AttentionDecoder
+
+        self.tokenizer, self.encoder = tokenizer, encoder
+        self.context = image_context(model)
+        self.decoder = AttentionDecoder.from_model(model)
+
+    def trackables(self):
+        return []  # words are only decoded (a constant table), never looked up
+
+    def caption_pixels(self, pixels, beam_size, length_penalty):
+        """Float pixels `[batch, size, size, 3]` in [0, 255] -> `{"caption", "score"}`."""
+        inputs = pixels if self.encoder is None else self.encoder(pixels, training=False)
+        return self.caption(inputs, beam_size, length_penalty)
+
+    def caption(self, inputs, beam_size, length_penalty):
+        """The model's image inputs (features or pixels) -> `{"caption": [batch] strings, "score": [batch]}`."""
+        import tensorflow as tf
+
+        from toolkit.decoding import beam_search
+        from toolkit.preprocessing.sequences import BOS, EOS, PAD, UNK
+
+        memory, *bridges = self.context(inputs, training=False)
+        n = self.decoder.states_per_layer
+        states = [bridges[i:i + n] for i in range(0, len(bridges), n)]
+        mask = tf.ones(tf.shape(memory)[:2], tf.bool)
+        limits = tf.fill(tf.shape(memory)[:1], MAX_CAPTION_TOKENS)
+        tokens, scores = beam_search(lambda t, s, c: self.decoder.step(t, s, *c), states, (memory, mask), limits,
+                                     beam_size=beam_size, bos_id=BOS, eos_id=EOS, length_penalty=length_penalty,
+                                     banned_ids=(PAD, UNK, BOS))
+        return {"caption": self.tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD)), "score": scores}
+
+
+def caption_rows(caption, rows, batch_size=64):
+    """`caption(batch) -> {"caption", "score"}` over an array of rows, in batches; a list of dicts."""
+    import numpy as np
+    import tensorflow as tf
+
+    results = []
+    for start in range(0, len(rows), batch_size):
+        out = caption(tf.constant(np.asarray(rows[start:start + batch_size], "float32")))
+        results += [{"caption": c.decode("utf-8"), "score": round(float(s), 6)}
+                    for c, s in zip(out["caption"].numpy(), out["score"].numpy())]
+    return results
+
+
+def score(graph, rows, references, beam_size, length_penalty, batch_size=64):
+    """BLEU-1..4 and CIDEr-D of a `CaptionGraph` on image rows (the model's inputs) and their references."""
+    import tensorflow as tf
+
+    from toolkit.metrics import caption_scores
+
+    @tf.function(autograph=False)  # the search's loops are explicit
+    def caption(inputs):
+        return graph.caption(inputs, beam_size, length_penalty)
+
+    start = time.monotonic()
+    hypotheses = [r["caption"] for r in caption_rows(caption, rows, batch_size)]
+    return {**caption_scores(hypotheses, references), "beam_size": beam_size, "length_penalty": length_penalty,
+            "images": len(rows), "seconds": round(time.monotonic() - start, 1)}
+
+
+# === Export and evaluation ===
+
+def export_run(run_dir, to, name, version):
+    """Exports the best model of a captioning run as `TO/NAME/VERSION`: image bytes in, captions out."""
+    import keras
+
+    import toolkit.models.captioner  # noqa: F401  (registers the custom layers for loading)
+    from toolkit import export, training
+    from toolkit.models.image_encoders import build_image_encoder, is_frozen
+    from toolkit.preprocessing.sequences import load_tokenizer
+
+    run_dir = Path(run_dir)
+    config = training.read_run(run_dir, KIND)
+    settings = config["train"]
+    model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
+    encoder = None
+    if is_frozen(settings["encoder"]):
+        encoder = build_image_encoder(settings["encoder"], settings["image_size"], weights=None)
+        encoder.load_weights(run_dir / ENCODER_WEIGHTS)
+    graph = CaptionGraph(model, load_tokenizer(run_dir, "caption"), encoder)
+    size = settings["image_size"]
+    parameters = model.count_params() + (encoder.count_params() if encoder is not None else 0)
+    metadata = {"kind": KIND, "image_shape": [size, size, 3], "parameters": parameters,
+                "beam_size": settings["beam_size"], "length_penalty": settings["length_penalty"],
+                "max_caption_tokens": MAX_CAPTION_TOKENS, "train": settings, "metrics": config["metrics"]}
+    archive = export.captioner_archive(graph, (size, size), settings["beam_size"], settings["length_penalty"])
+    return export.write_saved_model(archive, to, name, version, metadata)
+
+
+def evaluate(model_path, data_dir=None, split="test", beam_size=None, examples=None, batch_size=64):
+    """BLEU-1..4 and CIDEr-D of an exported captioner on a split, through its image-bytes path.
+
+    Every image is decoded by the graph's own op (as `toolkit caption` does); `examples`: a PNG
+    path for a figure of the first images with generated and reference captions.
+    """
+    from toolkit.data import captions as caption_data
+    from toolkit.metrics import caption_scores
+    from toolkit.predictor import Captioner
+
+    captioner = Captioner(model_path)
+    splits = caption_data.load(data_dir)
+    if split not in splits:
+        raise ToolkitError(f"split must be one of {list(splits)}. Received: {split!r}")
+    data = splits[split]
+    start = time.monotonic()
+    pixels = [captioner.decode(data.read(name), name) for name in data.names]
+    results = captioner.caption_pixels(pixels, beam_size=beam_size, batch_size=batch_size)
+    seconds = time.monotonic() - start
+    hypotheses = [r["caption"] for r in results]
+    report = caption_scores(hypotheses, data.captions)
+    report.update(model=str(captioner.model_dir), split=split, images=len(data),
+                  beam_size=beam_size or captioner.metadata["beam_size"], seconds=round(seconds, 1),
+                  images_per_second=round(len(data) / max(seconds, 1e-9), 1))
+    if examples:
+        plot_examples(data, hypotheses, examples)
+        report["examples"] = str(examples)
+    return report
+
+
+def plot_examples(data, hypotheses, path, count=8, columns=4):
+    """A grid of the first `count` images: the generated caption (bold) over two of the references."""
+    import io
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    count = min(count, len(data))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 5.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in zip(range(count), axes.flat):
+        ax.imshow(Image.open(io.BytesIO(data.read(data.names[i]))).convert("RGB"))
+        references = "\n".join(textwrap.fill("ref: " + r, 46) for r in data.captions[i][:2])
+        ax.set_title(textwrap.fill(hypotheses[i], 40), fontsize=10, fontweight="bold", loc="left")
+        ax.text(0, -0.04, references, transform=ax.transAxes, fontsize=8, va="top", color="dimgray")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
