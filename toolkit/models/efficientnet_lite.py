@@ -219,6 +219,6 @@ def imagenet_top5(paths, weights=None):
 
 def imagenet_class_name(index):
     """The readable name of ImageNet-1k class `index` (keras-hub ships the list)."""
-    from keras_hub.src.utils.imagenet.imagenet_utils import IMAGENET_NAMES
+    import keras_hub
 
-    return IMAGENET_NAMES[index]
+    return keras_hub.utils.imagenet_id_to_name(index)
