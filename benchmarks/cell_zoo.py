@@ -25,6 +25,10 @@ VARIANTS = {
     "gru": ["--cell", "gru"],
     "lstm-bidirectional": ["--cell", "lstm", "--bidirectional"],
     "gru-2-layers": ["--cell", "gru", "--layers", "2"],
+    # The same three cells with the small U(-0.08, 0.08) recurrent initialisation instead of orthogonal.
+    "simple_rnn-uniform": ["--cell", "simple_rnn", "--activation", "tanh", "--recurrent-init", "uniform"],
+    "lstm-uniform": ["--cell", "lstm", "--recurrent-init", "uniform"],
+    "gru-uniform": ["--cell", "gru", "--recurrent-init", "uniform"],
 }
 
 

@@ -16,6 +16,10 @@ def diagnose():
 @click.option("--cell", "cells", type=click.Choice(["simple_rnn", "lstm", "gru"]), multiple=True,
               help="Cells to compare, freshly initialised (repeatable; default: all three).")
 @click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation (tanh, relu, ...).")
+@click.option("--recurrent-init", type=click.Choice(["orthogonal", "glorot_uniform", "uniform", "identity"]),
+              default="orthogonal", show_default=True,
+              help="Fresh models: how the recurrent matrix starts (orthogonal is Keras' default; uniform is "
+                   "U(-0.08, 0.08)).")
 @click.option("--model", "run_dirs", type=click.Path(file_okay=False), multiple=True,
               help="A `toolkit train sentiment` run folder: measure its trained model instead (repeatable).")
 @click.option("--length", default=200, show_default=True, help="T: reviews are cut to their first T tokens.")
@@ -27,7 +31,7 @@ def diagnose():
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default="gradients.png", show_default=True,
               help="Where to write the PNG (log scale, a curve per model).")
 @options.json_output
-def gradients(cells, activation, run_dirs, length, reviews, units, embedding_dim, seed, data_dir, plot_path, as_json):
+def gradients(cells, activation, recurrent_init, run_dirs, length, reviews, units, embedding_dim, seed, data_dir, plot_path, as_json):
     """||dh_T/dx_t|| and ||dL/dx_t|| for t = 1..T, averaged over real IMDB reviews.
 
     \b
@@ -43,7 +47,7 @@ def gradients(cells, activation, run_dirs, length, reviews, units, embedding_dim
     if cells and run_dirs:
         raise click.UsageError("give --cell (fresh models) or --model (trained runs), not both")
     report = diagnostics.diagnose(cells or diagnostics.CELLS, activation, length, reviews, units, embedding_dim,
-                                  run_dirs, data_dir, seed)
+                                  run_dirs, data_dir, seed, recurrent_init)
     diagnostics.plot(report, plot_path)
     if as_json:
         click.echo(json.dumps(report))

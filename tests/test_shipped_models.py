@@ -109,3 +109,41 @@ def test_shipped_translator_bleu_on_test_2016_flickr():
     report = evaluate(SHIPPED / "translator_en_de", SHARED_DATA / "multi30k", split="test_2016_flickr")
     assert report["sentences"] == 1000 and report["beam_size"] == 5
     assert report["bleu"] >= 32.0 and report["chrf"] >= 55.0
+
+
+@needs_data("flickr8k")
+def test_shipped_captioner_describes_real_photos(tmp_path):
+    """Flickr8k test photos whose five captions all mention a dog (or all a man) get captions that do too."""
+    import json
+
+    from toolkit.data.captions import load
+
+    test = load(SHARED_DATA / "flickr8k")["test"]
+    chosen = {}
+    for word in ("dog", "man"):
+        names = [n for n, caps in zip(test.names, test.captions) if all(word in c.lower().split() for c in caps)]
+        chosen[word] = names[:5]
+    files = []
+    for word, names in chosen.items():
+        for name in names:
+            (tmp_path / name).write_bytes(test.read(name))
+            files.append((word, str(tmp_path / name)))
+    result = CliRunner().invoke(toolkit, ["caption", *[f for _, f in files], "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [f for _, f in files]
+    hits = sum(word in r["caption"].split() or (word == "man" and "person" in r["caption"].split())
+               for (word, _), r in zip(files, records))
+    assert hits >= 8, records
+    assert all(3 <= len(r["caption"].split()) <= 25 for r in records)
+
+
+@pytest.mark.slow
+@needs_data("flickr8k")
+def test_shipped_captioner_bleu_on_the_flickr8k_test_split():
+    """The issue's bar, BLEU-4 >= 15, on all 1,000 test images against their 5 references each."""
+    from toolkit.captioning import evaluate
+
+    report = evaluate(SHIPPED / "captioner", SHARED_DATA / "flickr8k", split="test")
+    assert report["images"] == 1000 and report["beam_size"] == 3
+    assert report["bleu_4"] >= 15.0 and report["cider_d"] > 30

@@ -90,7 +90,7 @@ def sensitivity(model, ids, labels, batch_size=16):
 
 
 def diagnose(cells=CELLS, activation="tanh", length=200, reviews=32, units=64, embedding_dim=128, run_dirs=(),
-             data_dir=None, seed=0):
+             data_dir=None, seed=0, recurrent_init="orthogonal"):
     """Sensitivity curves for freshly initialised models of each cell, or for trained runs (`run_dirs`)."""
     import keras
 
@@ -110,6 +110,7 @@ def diagnose(cells=CELLS, activation="tanh", length=200, reviews=32, units=64, e
         model = keras.saving.load_model(Path(run_dir) / "best.keras", compile=False)
         train = config["train"]
         name = train["cell"] + (f" ({train['activation']})" if train["cell"] == "simple_rnn" else "")
+        name += f", {train['recurrent_init']} init" if train.get("recurrent_init", "orthogonal") != "orthogonal" else ""
         curves[f"{name}, trained: {Path(run_dir).name}"] = sensitivity(model, ids, labels)
     if not run_dirs:
         import tensorflow as tf
@@ -123,12 +124,14 @@ def diagnose(cells=CELLS, activation="tanh", length=200, reviews=32, units=64, e
         for cell in cells:
             keras.utils.set_random_seed(seed)
             model = build_text_classifier(len(preprocessor.vocabulary), cell=cell, units=units,
-                                          embedding_dim=embedding_dim,
+                                          embedding_dim=embedding_dim, recurrent_init=recurrent_init,
                                           activation=activation if cell == "simple_rnn" else "tanh")
-            curves[f"{cell} ({activation})" if cell == "simple_rnn" else cell] = sensitivity(model, ids, labels)
+            name = f"{cell} ({activation})" if cell == "simple_rnn" else cell
+            name += f", {recurrent_init} init" if recurrent_init != "orthogonal" else ""
+            curves[name] = sensitivity(model, ids, labels)
     return {"length": length, "reviews": int(len(ids)),
-            "models": "trained runs" if run_dirs else f"untrained: Keras default initialisation, seed {seed}, "
-                                                      f"{units} units, embedding {embedding_dim}",
+            "models": "trained runs" if run_dirs else f"untrained: {recurrent_init} recurrent initialisation, "
+                                                      f"seed {seed}, {units} units, embedding {embedding_dim}",
             "curves": {name: {"hidden": hidden.tolist(), "loss": loss.tolist()} for name, (hidden, loss) in curves.items()}}
 
 

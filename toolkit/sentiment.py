@@ -27,6 +27,7 @@ class TrainConfig:
     bidirectional: bool = False
     pooling: str = "last"
     activation: str = "tanh"
+    recurrent_init: str = "orthogonal"  # see layers.recurrent.RECURRENT_INITS
     dropout: float = 0.0
     bigram_buckets: int = 0  # > 0: add hashed-bigram embeddings to the word embeddings
     word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
@@ -47,7 +48,8 @@ class TrainConfig:
 
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "num_layers", "bidirectional",
-                                               "pooling", "activation", "dropout", "l2", "bigram_buckets")}
+                                               "pooling", "activation", "recurrent_init", "dropout", "l2",
+                                               "bigram_buckets")}
 
 
 def load_splits(config):

@@ -11,13 +11,33 @@ import keras
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
+# Initialisations of the recurrent matrix W_hh, the factor that backpropagation through time
+# multiplies once per step. Keras' default is orthogonal (all singular values 1: a linear
+# recurrence neither shrinks nor grows the gradient; Saxe et al., 2014). "uniform" is the small
+# U(-0.08, 0.08) of early sequence-to-sequence work (Sutskever et al., 2014): singular values well
+# below 1, so a SimpleRNN's gradient shrinks geometrically. "identity" is the IRNN's (Le et al., 2015),
+# meant for relu SimpleRNNs.
+RECURRENT_INITS = ("orthogonal", "glorot_uniform", "uniform", "identity")
+
+
+def recurrent_initializer(name):
+    if name not in RECURRENT_INITS:
+        raise ValueError(f"recurrent_init must be one of {list(RECURRENT_INITS)}. Received: recurrent_init={name!r}")
+    if name == "uniform":
+        return keras.initializers.RandomUniform(-0.08, 0.08)
+    if name == "identity":
+        return keras.initializers.Identity()
+    return name
+
+
 # Activations for the SimpleRNN's state update. A binary step is not offered: its derivative
 # is zero almost everywhere, so no gradient flows back through time at all.
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 
 
 def recurrent_layer(cell, units, *, return_sequences=False, return_state=False, bidirectional=False, activation="tanh",
-                    dropout=0.0, recurrent_dropout=0.0, kernel_regularizer=None, name=None):
+                    dropout=0.0, recurrent_dropout=0.0, kernel_regularizer=None, recurrent_init="orthogonal",
+                    name=None):
     """One recurrent layer, optionally wrapped in `Bidirectional` (forward and backward outputs concatenated)."""
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}. Received: cell={cell!r}")
@@ -40,6 +60,7 @@ def recurrent_layer(cell, units, *, return_sequences=False, return_state=False, 
         recurrent_dropout=recurrent_dropout,
         kernel_regularizer=kernel_regularizer,
         recurrent_regularizer=kernel_regularizer,
+        recurrent_initializer=recurrent_initializer(recurrent_init),
         name=None if bidirectional else name,
     )
     if bidirectional:

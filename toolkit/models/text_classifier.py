@@ -33,7 +33,7 @@ PRESETS = {
 def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell="lstm", units=64,
                           embedding_dim=128, num_layers=1, bidirectional=False, pooling="last",
                           activation="tanh", dropout=0.0, recurrent_dropout=0.0, l2=0.0, bigram_buckets=0,
-                          name="text_classifier"):
+                          recurrent_init="orthogonal", name="text_classifier"):
     """Builds the model on token ids (`[batch, time]`, 0 = padding).
 
     Args:
@@ -47,6 +47,8 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         pooling: how the sequence becomes one vector: `last` (the final hidden state, the
             classic many-to-one), `max`, `mean` or `mean_max` over the valid time steps.
         activation: the SimpleRNN's state activation.
+        recurrent_init: how W_hh starts (`layers.recurrent.RECURRENT_INITS`): what decides whether a
+            fresh SimpleRNN's gradient vanishes through time.
         dropout: on the embeddings (whole channels) and before the head.
         recurrent_dropout: on the recurrent state (slower: no fused kernel).
         l2: weight of the L2 penalty on all kernels but the embedding (the MAP prior).
@@ -82,7 +84,8 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         x = recurrent_layer(
             cell, units, bidirectional=bidirectional, activation=activation,
             return_sequences=not (last and pooling == "last"),
-            recurrent_dropout=recurrent_dropout, kernel_regularizer=regularizer, name=f"rnn_{i + 1}",
+            recurrent_dropout=recurrent_dropout, kernel_regularizer=regularizer, recurrent_init=recurrent_init,
+            name=f"rnn_{i + 1}",
         )(x)
 
     # === Pooling over time (masked) ===
