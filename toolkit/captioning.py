@@ -359,15 +359,15 @@ def plot_examples(data, hypotheses, path, count=8, columns=4):
 
     count = min(count, len(data))
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 5.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 6.0 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in zip(range(count), axes.flat):
         ax.imshow(Image.open(io.BytesIO(data.read(data.names[i]))).convert("RGB"))
-        references = "\n".join(textwrap.fill("ref: " + r, 46) for r in data.captions[i][:2])
+        references = "\n".join(textwrap.fill("ref: " + r, 48) for r in data.captions[i][:2])
         ax.set_title(textwrap.fill(hypotheses[i], 40), fontsize=10, fontweight="bold", loc="left")
-        ax.text(0, -0.04, references, transform=ax.transAxes, fontsize=8, va="top", color="dimgray")
-    fig.tight_layout()
+        ax.text(0, -0.03, references, transform=ax.transAxes, fontsize=8, va="top", color="dimgray")
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.95, bottom=0.08, wspace=0.08, hspace=0.55)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
