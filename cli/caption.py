@@ -6,8 +6,7 @@ import sys
 import click
 
 from cli import options
-from cli.classify import CHUNK, MAX_IMAGE_BYTES, expand
-from toolkit.errors import ToolkitError
+from cli.classify import decoded_chunks, expand
 
 
 @click.command()
@@ -28,27 +27,16 @@ def caption(files, model_path, beam_size, length_penalty, as_json):
     \b
       toolkit caption photo.jpg more/*.jpg --beam-size 5
     """
-    from toolkit.inputs import read_bytes
     from toolkit.predictor import Captioner, models_dir
 
     captioner = Captioner(model_path or models_dir() / "captioner")
-    failed = 0
-    paths = list(expand(files, sys.stdin))
-    for start in range(0, len(paths), CHUNK):
-        names, pixels = [], []
-        for path in paths[start:start + CHUNK]:
-            try:
-                pixels.append(captioner.decode(read_bytes(path, MAX_IMAGE_BYTES), path))
-                names.append(path)
-            except ToolkitError as e:
-                click.echo(f"Error: {e}", err=True)
-                failed += 1
-        if names:
-            results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
-            for name, result in zip(names, results):
-                if as_json:
-                    click.echo(json.dumps({"file": name, **result}, ensure_ascii=False))
-                else:
-                    click.echo(f"{name}\t{result['caption']}")
+    failed = []
+    for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), captioner.decode, failed):
+        results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
+        for name, result in zip(names, results):
+            if as_json:
+                click.echo(json.dumps({"file": name, **result}, ensure_ascii=False))
+            else:
+                click.echo(f"{name}\t{result['caption']}")
     if failed:
         sys.exit(1)

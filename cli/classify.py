@@ -38,33 +38,42 @@ def classify(files, model_path, top_k, as_json):
     A bad file is reported on stderr and the others are still answered; the exit code is 1
     if any failed.
     """
-    from toolkit.inputs import read_bytes
     from toolkit.predictor import ImageClassifier, models_dir
 
     if top_k < 1:
         raise click.BadParameter("must be at least 1", param_hint="--top-k")
     classifier = ImageClassifier(model_path or models_dir() / "cifar10_resnet")
-    failed = 0
-    paths = list(expand(files, sys.stdin))
+    failed = []
+    for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), classifier.decode, failed):
+        for name, result in zip(names, classifier.predict_pixels(pixels)):
+            result["top_k"] = result["top_k"][:top_k]
+            if as_json:
+                click.echo(json.dumps({"file": name, **result}))
+                continue
+            line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
+            if top_k > 1:
+                line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
+            click.echo(line)
+    if failed:
+        sys.exit(1)
+
+
+def decoded_chunks(paths, decode, failed):
+    """(paths, pixels) of up to CHUNK readable images at a time, in order.
+
+    A file that cannot be read or decoded gets one `Error:` line on stderr and is appended to
+    `failed`; the others go on.
+    """
+    from toolkit.inputs import read_bytes
+
     for start in range(0, len(paths), CHUNK):
         names, pixels = [], []
         for path in paths[start:start + CHUNK]:
             try:
-                data = read_bytes(path, MAX_IMAGE_BYTES)
-                pixels.append(classifier.decode(data, path))
+                pixels.append(decode(read_bytes(path, MAX_IMAGE_BYTES), path))
                 names.append(path)
             except ToolkitError as e:
                 click.echo(f"Error: {e}", err=True)
-                failed += 1
+                failed.append(path)
         if names:
-            for name, result in zip(names, classifier.predict_pixels(pixels)):
-                result["top_k"] = result["top_k"][:top_k]
-                if as_json:
-                    click.echo(json.dumps({"file": name, **result}))
-                    continue
-                line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
-                if top_k > 1:
-                    line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
-                click.echo(line)
-    if failed:
-        sys.exit(1)
+            yield names, pixels

@@ -22,8 +22,7 @@ def test_search_steps_reproduce_teacher_forcing(cell, attention, layers):
     memory, *bridges = image_context(model)(features)
     decoder = AttentionDecoder.from_model(model)
     assert ("attention" in decoder.layers) == (attention is not None)
-    n = decoder.states_per_layer
-    states = [bridges[i:i + n] for i in range(0, len(bridges), n)]
+    states = decoder.group_states(bridges)
     mask = np.ones(memory.shape[:2], bool)
     for t in range(ids.shape[1]):
         log_p, states = decoder.step(ids[:, t], states, memory, mask)

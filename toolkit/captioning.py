@@ -248,8 +248,7 @@ class CaptionGraph:
         from toolkit.preprocessing.sequences import BOS, EOS, PAD, UNK
 
         memory, *bridges = self.context(inputs, training=False)
-        n = self.decoder.states_per_layer
-        states = [bridges[i:i + n] for i in range(0, len(bridges), n)]
+        states = self.decoder.group_states(bridges)
         mask = tf.ones(tf.shape(memory)[:2], tf.bool)
         limits = tf.fill(tf.shape(memory)[:1], MAX_CAPTION_TOKENS)
         tokens, scores = beam_search(lambda t, s, c: self.decoder.step(t, s, *c), states, (memory, mask), limits,

@@ -156,6 +156,17 @@ def check_image_header(data, name):
         raise ToolkitError(f"{name}: {width}x{height} is too large to decode (limit {MAX_IMAGE_PIXELS:,} pixels)")
 
 
+def search_settings(metadata, beam_size=None, length_penalty=None):
+    """(beam size, length penalty) as the tensors a decoder's signature takes; the model's own by default."""
+    import tensorflow as tf
+
+    beam_size = metadata["beam_size"] if beam_size is None else beam_size
+    length_penalty = metadata["length_penalty"] if length_penalty is None else length_penalty
+    if beam_size < 1:
+        raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
+    return tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
+
+
 class Translator:
     """An exported translator: source sentences in, `{"translation", "score"}` out."""
 
@@ -167,16 +178,9 @@ class Translator:
 
     def translate(self, sentences, beam_size=None, length_penalty=None, batch_size=64):
         """Translations in the order given; sentences of similar length are batched together."""
-        import tensorflow as tf
-
         from toolkit.translation import translate_all
 
-        beam_size = self.metadata["beam_size"] if beam_size is None else beam_size
-        length_penalty = self.metadata["length_penalty"] if length_penalty is None else length_penalty
-        if beam_size < 1:
-            raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
-        beam = tf.constant(beam_size, tf.int32)
-        penalty = tf.constant(length_penalty, tf.float32)
+        beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
         return translate_all(lambda text: self.serve(text=text, beam_size=beam, length_penalty=penalty),
                              list(sentences), batch_size)
 
@@ -196,15 +200,8 @@ class Captioner:
 
     def caption_pixels(self, pixels, beam_size=None, length_penalty=None, batch_size=32):
         """Captions of decoded images (`decode`), in the order given."""
-        import tensorflow as tf
-
         from toolkit.captioning import caption_rows
 
-        beam_size = self.metadata["beam_size"] if beam_size is None else beam_size
-        length_penalty = self.metadata["length_penalty"] if length_penalty is None else length_penalty
-        if beam_size < 1:
-            raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
-        beam = tf.constant(beam_size, tf.int32)
-        penalty = tf.constant(length_penalty, tf.float32)
+        beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
         return caption_rows(lambda p: self.serve_pixels(pixels=p, beam_size=beam, length_penalty=penalty),
                             pixels, batch_size)

@@ -191,8 +191,7 @@ class TranslationGraph:
         states, context = [], []
         for encoder, decoder in zip(self.encoders, self.decoders):
             memory, *bridges = encoder(source, training=False)
-            n = decoder.states_per_layer
-            states.append([bridges[i:i + n] for i in range(0, len(bridges), n)])
+            states.append(decoder.group_states(bridges))
             context.append((memory, source_mask))
         limits = tf.cast(tf.math.ceil(LENGTH_RATIO * tf.cast(source_lengths, tf.float32)), tf.int32) + LENGTH_OFFSET
         limits = tf.minimum(limits, LENGTH_CAP)

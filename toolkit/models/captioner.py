@@ -51,16 +51,11 @@ def build_captioner(vocabulary_size, *, feature_shape=None, encoder=None, cell="
     memory = keras.layers.Dense(units, activation="relu", name="memory_projection")(positions)
     memory = keras.layers.Dropout(dropout, name="memory_dropout")(memory)
     summary = keras.layers.Dropout(dropout, name="image_dropout")(summary)
-    initial_states = []
-    for i in range(1, decoder_layers + 1):
-        states = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")(summary)]
-        if cell == "lstm":
-            states.append(keras.layers.Dense(units, name=f"bridge_{i}_cell")(summary))
-        initial_states.append(states)
-
-    # === Decoder ===
     decoder = AttentionDecoder.create(vocabulary_size, cell=cell, units=units, embedding_dim=embedding_dim,
                                       num_layers=decoder_layers, attention=attention, dropout=dropout)
+    initial_states = decoder.initial_states(summary, units)
+
+    # === Decoder ===
     memory_mask = ops.ones_like(memory[..., 0], dtype="bool")
     logits = decoder.sequence(caption, memory, memory_mask, initial_states)
     return keras.Model([image, caption], logits, name="captioner")

@@ -63,6 +63,24 @@ class AttentionDecoder:
     def states_per_layer(self):
         return 2 if self.cell == "lstm" else 1
 
+    def initial_states(self, summary, units):
+        """Each layer's initial state from a summary of the memory: `bridge_i` (tanh), and `bridge_i_cell` for an LSTM.
+
+        Returns one list of state tensors per decoder layer, as `sequence()` takes them.
+        """
+        states = []
+        for i in range(1, self.num_layers + 1):
+            layer = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")(summary)]
+            if self.cell == "lstm":
+                layer.append(keras.layers.Dense(units, name=f"bridge_{i}_cell")(summary))
+            states.append(layer)
+        return states
+
+    def group_states(self, flat):
+        """A flat list of state tensors (bridge outputs, in name order) -> one list per decoder layer."""
+        n = self.states_per_layer
+        return [list(flat[i:i + n]) for i in range(0, len(flat), n)]
+
     def sequence(self, target_ids, memory, memory_mask, initial_states):
         """Teacher forcing: logits `[batch, T, vocabulary]` for target ids `[batch, T]`.
 

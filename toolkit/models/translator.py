@@ -40,12 +40,7 @@ def build_translator(source_vocabulary_size, target_vocabulary_size, *, cell="gr
     summary = MaskedGlobalAveragePooling1D(name="memory_mean")(memory)
     decoder = AttentionDecoder.create(target_vocabulary_size, cell=cell, units=units, embedding_dim=embedding_dim,
                                       num_layers=decoder_layers, attention=attention, dropout=dropout)
-    initial_states = []
-    for i in range(1, decoder_layers + 1):
-        states = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")(summary)]
-        if cell == "lstm":
-            states.append(keras.layers.Dense(units, name=f"bridge_{i}_cell")(summary))
-        initial_states.append(states)
+    initial_states = decoder.initial_states(summary, units)
 
     # === Decoder ===
     memory_mask = ops.not_equal(source, 0)
