@@ -159,3 +159,16 @@ def test_no_clipped_fraction_without_clipping(tmp_path):
     training.fit(model, train, val, tmp_path, epochs=1, verbose=0)
     row = read_history(tmp_path)[0]
     assert float(row["gradient_norm"]) > 0 and "clipped_fraction" not in row
+
+
+def test_runs_from_before_an_option_existed_resume_with_its_old_value(tmp_path):
+    """A run whose config predates an option resumes under that option's default, and only under it."""
+    from toolkit.errors import ToolkitError
+    from toolkit.io import write_json
+    from toolkit.training import check_same_settings
+
+    write_json(tmp_path / "config.json", {"train": {"cell": "lstm", "epochs": 3}})
+    defaults = {"cell": "lstm", "recurrent_init": "orthogonal", "epochs": 3}
+    check_same_settings(tmp_path, {"cell": "lstm", "recurrent_init": "orthogonal", "epochs": 5}, defaults=defaults)
+    with pytest.raises(ToolkitError, match=r"other settings \(recurrent_init\)"):
+        check_same_settings(tmp_path, {"cell": "lstm", "recurrent_init": "uniform", "epochs": 3}, defaults=defaults)

@@ -109,7 +109,7 @@ def train(config, run_dir):
     run_dir = Path(run_dir)
     settings = dataclasses.asdict(config)
     config_file = run_dir / "config.json"
-    training.check_same_settings(run_dir, settings)
+    training.check_same_settings(run_dir, settings, defaults=dataclasses.asdict(TrainConfig()))
 
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)

@@ -281,15 +281,17 @@ def plot_learning_curves(history, path, title=None):
     plt.close(fig)
 
 
-def check_same_settings(run_dir, settings, may_change=("epochs", "patience")):
+def check_same_settings(run_dir, settings, may_change=("epochs", "patience"), defaults=None):
     """Refuses to resume a run folder with different settings: one folder, one experiment.
 
     Only the stopping rules (`may_change`) can differ, so a finished run can be continued.
+    A setting the run's config lacks (an option added since it started) counts as its value
+    in `defaults`, the settings that option had before it existed.
     """
     config_file = Path(run_dir) / "config.json"
     if not config_file.exists():
         return
-    previous = read_json(config_file).get("train", {})
+    previous = {**(defaults or {}), **read_json(config_file).get("train", {})}
     changed = [k for k in settings if k not in may_change and previous.get(k) != settings[k]]
     if changed:
         raise ToolkitError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
