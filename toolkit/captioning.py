@@ -99,7 +99,7 @@ def image_table(config, split, captioned, encoder=None):
 
 
 def _feature_cache(config, split, captioned):
-    """`CACHE/features/<key>/<split>.npy`, the key naming the encoder, its weights and the images."""
+    """`CACHE/features/<encoder key>/<split>-<images key>.npy`: one folder per encoder, weights, size and data."""
     from toolkit.data.locate import cache_dir, local_copy
 
     weights = config.encoder
@@ -109,8 +109,9 @@ def _feature_cache(config, split, captioned):
         path = Path(config.encoder_weights) if config.encoder_weights else default_weights_path()
         weights = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
     source = str(Path(local_copy("flickr8k", config.data_dir) or "download").resolve())
-    key = json.dumps([config.encoder, weights, config.image_size, source, split, captioned.names])
-    return cache_dir() / "features" / hashlib.sha256(key.encode()).hexdigest()[:16] / f"{split}.npy"
+    folder = hashlib.sha256(json.dumps([config.encoder, weights, config.image_size, source]).encode()).hexdigest()
+    images = hashlib.sha256(json.dumps(captioned.names).encode()).hexdigest()
+    return cache_dir() / "features" / folder[:16] / f"{split}-{images[:12]}.npy"
 
 
 def make_batches(images, captioned, tokenizer, batch_size, *, training=False, max_length=None, seed=None):
