@@ -7,7 +7,8 @@ the other so that their times compare, into RUNS/zoo-NAME, then prints a Markdow
     python benchmarks/cell_zoo.py --data-dir ../shared/data/imdb [--epochs 2] [--runs runs]
 
 Afterwards, `toolkit diagnose gradients --model RUNS/zoo-simple_rnn --model RUNS/zoo-lstm
---model RUNS/zoo-gru` measures how far back the trained models' gradients reach.
+--model RUNS/zoo-gru` measures how far back the trained models' gradients reach (and the same
+with the `-uniform` runs, started from small U(-0.08, 0.08) recurrent weights).
 """
 
 import argparse
