@@ -65,3 +65,15 @@ def test_missing_weights_say_how_to_convert(tmp_path):
 
     with pytest.raises(ToolkitError, match="toolkit convert efficientnet-lite0"):
         load_imagenet_weights(build_efficientnet_lite0(input_shape=(32, 32, 3)), tmp_path / "none.weights.h5")
+
+
+def test_a_wrong_checkpoint_is_one_error_line(tmp_path):
+    pytest.importorskip("torch", reason="the conversion needs pip install -e '.[convert]'")
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    for checkpoint, message in ((tmp_path / "notes.pth", "is not an EfficientNet-Lite0 checkpoint"),
+                                (tmp_path / "missing.pth", "no such checkpoint")):
+        result = CliRunner().invoke(toolkit, ["convert", "efficientnet-lite0", "--checkpoint", str(checkpoint),
+                                              "--out", str(tmp_path / "w.weights.h5")])
+        assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w.weights.h5").exists()

@@ -69,7 +69,10 @@ def load_torch_checkpoint(model, path):
     import numpy as np
     import torch  # conversion-time dependency only
 
-    state = {k: v.numpy() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    try:
+        state = {k: v.numpy() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    except Exception:  # torch.load raises many types for what is not a state dict  # noqa: BLE001
+        raise ValueError("not a PyTorch state dict (tensors saved with torch.save)") from None
 
     def conv(torch_name):
         return [np.transpose(state[torch_name + ".weight"], (2, 3, 1, 0))]
@@ -143,7 +146,9 @@ def convert_checkpoint(checkpoint=None, out=None, verify=True):
     model = build_efficientnet_lite0()
     try:
         load_torch_checkpoint(model, checkpoint)
-    except (KeyError, ValueError, RuntimeError) as e:
+    except KeyError as e:
+        raise ToolkitError(f"{checkpoint} is not an EfficientNet-Lite0 checkpoint: it has no {e.args[0]}") from None
+    except ValueError as e:
         raise ToolkitError(f"{checkpoint} is not an EfficientNet-Lite0 checkpoint: {e}") from None
 
     # Smooth random images (noise would sit far from ImageNet's statistics), pixels in [0, 255].
