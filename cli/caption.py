@@ -12,10 +12,8 @@ from cli.classify import decoded_chunks, expand
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("captioner")
-@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None,
-              help="Captions kept while searching; 1 is greedy. Default: the model's (3 for the shipped one).")
-@click.option("--length-penalty", type=float, default=None,
-              help="Beam hypotheses compete by log p / length**this. Default: the model's.")
+@options.beam_size("Captions", 3)
+@options.length_penalty
 @options.json_output
 def caption(files, model_path, beam_size, length_penalty, as_json):
     """Caption the images in FILES (JPEG, PNG, GIF, BMP; globs allowed; `-` reads paths from stdin).

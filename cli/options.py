@@ -13,3 +13,12 @@ def model_option(default_name):
         "--model", "model_path", type=click.Path(), default=None,
         help=f"A SavedModel folder, or a TF Serving model folder (newest version). "
              f"Default: the shipped saved_models/{default_name}.")
+
+
+def beam_size(what, shipped):
+    return click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None,
+                        help=f"{what} kept while searching; 1 is greedy. Default: the model's ({shipped} for the shipped one).")
+
+
+length_penalty = click.option("--length-penalty", type=float, default=None,
+                              help="Hypotheses compete by log p / length**this. Default: the model's.")

@@ -14,10 +14,8 @@ from toolkit.errors import ToolkitError
 @click.option("--file", "path", type=click.Path(dir_okay=True), default=None,
               help="Translate every line of this file (`-`: standard input).")
 @options.model_option("translator_en_de")
-@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None,
-              help="Hypotheses kept while searching; 1 is greedy. Default: the model's (5 for the shipped one).")
-@click.option("--length-penalty", type=float, default=None,
-              help="Hypotheses compete by log p / length**this. Default: the model's.")
+@options.beam_size("Hypotheses", 5)
+@options.length_penalty
 @options.json_output
 @click.option("--batch-size", default=64, show_default=True, help="Sentences per search.")
 def translate(sentences, path, model_path, beam_size, length_penalty, as_json, batch_size):

@@ -150,7 +150,6 @@ def train(config, run_dir):
 
     from toolkit import training
     from toolkit.data import captions as caption_data
-    from toolkit.losses import SmoothedCrossEntropy
     from toolkit.models.captioner import build_captioner
     from toolkit.models.image_encoders import build_image_encoder, check_name, is_frozen
     from toolkit.preprocessing.sequences import WordTokenizer, caption_standardize, load_tokenizer
@@ -196,15 +195,10 @@ def train(config, run_dir):
     else:
         model = build_captioner(tokenizer.vocabulary_size, encoder=encoder, **config.model_settings())
     optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm)
-    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(config.label_smoothing),
-                  weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
-    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
-                                  patience=config.patience)
-
-    results = {"parameters": model.count_params(), "epochs_trained": len(history),
-               "best_epoch": training.best_epoch(history), "train_seconds": training.training_seconds(history),
-               "vocabulary_size": tokenizer.vocabulary_size}
+    model, _, results = training.fit_sequence_model(model, optimizer, train_batches, validation_batches, run_dir,
+                                                    label_smoothing=config.label_smoothing, epochs=config.epochs,
+                                                    patience=config.patience)
+    results["vocabulary_size"] = tokenizer.vocabulary_size
     graph = CaptionGraph(model, tokenizer)
     for split in ("validation", "test"):
         results[split] = {}

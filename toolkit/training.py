@@ -331,6 +331,23 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     return keras.saving.load_model(best), history
 
 
+def fit_sequence_model(model, optimizer, train, validation, run_dir, *, label_smoothing, epochs, patience):
+    """Compiles and fits a teacher-forced sentence writer (translator, captioner); (best model, history, results).
+
+    The loss is the label-smoothed categorical negative log-likelihood of each next token, the
+    metric the share of next tokens predicted right; padding is weighted 0 by the batches.
+    """
+    from toolkit.losses import SmoothedCrossEntropy
+
+    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(label_smoothing),
+                  weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+    model, history = fit(model, train, validation, run_dir, epochs=epochs, patience=patience)
+    results = {"parameters": model.count_params(), "epochs_trained": len(history),
+               "best_epoch": best_epoch(history), "train_seconds": training_seconds(history)}
+    return model, history, results
+
+
 def read_run(run_dir, kind):
     """The config of a finished-enough run folder of `kind`, with its test `metrics` (or None).
 

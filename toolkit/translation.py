@@ -100,7 +100,6 @@ def train(config, run_dir):
     import keras
 
     from toolkit import training
-    from toolkit.losses import SmoothedCrossEntropy
     from toolkit.models.translator import build_translator
     from toolkit.preprocessing.sequences import load_tokenizer, make_tokenizer
 
@@ -133,14 +132,9 @@ def train(config, run_dir):
         total_steps = config.epochs * int(train_batches.reduce(0, lambda n, _: n + 1))
     optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
                                         schedule=config.schedule, total_steps=total_steps)
-    model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(config.label_smoothing),
-                  weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
-    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
-                                  patience=config.patience)
-
-    results = {"parameters": model.count_params(), "epochs_trained": len(history),
-               "best_epoch": training.best_epoch(history), "train_seconds": training.training_seconds(history)}
+    model, _, results = training.fit_sequence_model(model, optimizer, train_batches, validation_batches, run_dir,
+                                                    label_smoothing=config.label_smoothing, epochs=config.epochs,
+                                                    patience=config.patience)
     translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
     for name, pairs in (("validation", validation_pairs), ("test", test_pairs)):
         if pairs is not None:
