@@ -16,10 +16,7 @@ def diagnose():
 @click.option("--cell", "cells", type=click.Choice(["simple_rnn", "lstm", "gru"]), multiple=True,
               help="Cells to compare, freshly initialised (repeatable; default: all three).")
 @click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation (tanh, relu, ...).")
-@click.option("--recurrent-init", type=click.Choice(["orthogonal", "glorot_uniform", "uniform", "identity"]),
-              default="orthogonal", show_default=True,
-              help="Fresh models: how the recurrent matrix starts (orthogonal is Keras' default; uniform is "
-                   "U(-0.08, 0.08)).")
+@options.recurrent_init
 @click.option("--model", "run_dirs", type=click.Path(file_okay=False), multiple=True,
               help="A `toolkit train sentiment` run folder: measure its trained model instead (repeatable).")
 @click.option("--length", default=200, show_default=True, help="T: reviews are cut to their first T tokens.")

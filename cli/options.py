@@ -22,3 +22,11 @@ def beam_size(what, shipped):
 
 length_penalty = click.option("--length-penalty", type=float, default=None,
                               help="Hypotheses compete by log p / length**this. Default: the model's.")
+
+
+# The choices of toolkit.layers.recurrent.RECURRENT_INITS (listed here so that --help imports no Keras).
+recurrent_init = click.option(
+    "--recurrent-init", type=click.Choice(["orthogonal", "glorot_uniform", "uniform", "identity"]),
+    default="orthogonal", show_default=True,
+    help="How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
+         "(early seq2seq work: a fresh SimpleRNN's gradient vanishes), identity (IRNN, for relu).")

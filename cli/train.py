@@ -22,10 +22,7 @@ def train():
 @click.option("--pooling", type=click.Choice(["last", "max", "mean", "mean_max"]), default="last", show_default=True,
               help="Sequence to vector: the last hidden state, or max/mean over the valid (unpadded) steps.")
 @click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation (tanh, relu, ...).")
-@click.option("--recurrent-init", type=click.Choice(["orthogonal", "glorot_uniform", "uniform", "identity"]),
-              default="orthogonal", show_default=True,
-              help="How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
-                   "(early seq2seq work), identity (IRNN, for relu).")
+@options.recurrent_init
 @click.option("--dropout", default=0.0, show_default=True, help="On embeddings (channels) and before the head.")
 @click.option("--bigram-buckets", default=0, show_default=True,
               help="Add embeddings of hashed (previous word, word) pairs: short phrases as units. 0 = off.")

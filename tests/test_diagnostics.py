@@ -100,3 +100,11 @@ def test_recurrent_initialisation_decides_whether_a_fresh_simple_rnn_forgets():
 def test_unknown_recurrent_initialisations_are_refused():
     with pytest.raises(ValueError, match="recurrent_init must be one of"):
         build_text_classifier(10, cell="gru", recurrent_init="zeros")
+
+
+def test_the_command_line_offers_every_recurrent_initialisation():
+    from cli.options import recurrent_init
+    from toolkit.layers.recurrent import RECURRENT_INITS
+
+    choices = recurrent_init(lambda **kwargs: None).__click_params__[0].type.choices
+    assert tuple(choices) == RECURRENT_INITS
