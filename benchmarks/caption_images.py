@@ -26,7 +26,7 @@ def main():
     args = parser.parse_args()
 
     from toolkit.data.captions import load
-    from toolkit.predictor import models_dir
+    from toolkit.serving import models_dir
 
     model_dir = args.model or str(models_dir() / "captioner")
     toolkit = shutil.which("toolkit") or sys.exit("toolkit is not installed: pip install -e .")

@@ -26,7 +26,8 @@ def main():
     args = parser.parse_args()
 
     from toolkit.data import images
-    from toolkit.predictor import ImageClassifier, models_dir
+    from toolkit.serving import models_dir
+    from toolkit.tasks.image_classification import ImageClassifier
 
     model_dir = args.model or str(models_dir() / "cifar10_resnet")
     root = images._extract(next(Path(args.data_dir).glob("*.tar.gz"))) / "cifar10" if args.data_dir else None

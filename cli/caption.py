@@ -25,9 +25,10 @@ def caption(files, model_path, beam_size, length_penalty, as_json):
     \b
       toolkit caption photo.jpg more/*.jpg --beam-size 5
     """
-    from toolkit.predictor import Captioner, models_dir
+    from toolkit.serving import models_dir
+    from toolkit.tasks.captioning import SHIPPED_MODEL, Captioner
 
-    captioner = Captioner(model_path or models_dir() / "captioner")
+    captioner = Captioner(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
     for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), captioner.decode, failed):
         results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)

@@ -38,11 +38,12 @@ def classify(files, model_path, top_k, as_json):
     A bad file is reported on stderr and the others are still answered; the exit code is 1
     if any failed.
     """
-    from toolkit.predictor import ImageClassifier, models_dir
+    from toolkit.serving import models_dir
+    from toolkit.tasks.image_classification import SHIPPED_MODEL, ImageClassifier
 
     if top_k < 1:
         raise click.BadParameter("must be at least 1", param_hint="--top-k")
-    classifier = ImageClassifier(model_path or models_dir() / "cifar10_resnet")
+    classifier = ImageClassifier(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
     for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), classifier.decode, failed):
         for name, result in zip(names, classifier.predict_pixels(pixels)):
@@ -64,7 +65,7 @@ def decoded_chunks(paths, decode, failed):
     A file that cannot be read or decoded gets one `Error:` line on stderr and is appended to
     `failed`; the others go on.
     """
-    from toolkit.inputs import read_bytes
+    from toolkit.user_files import read_bytes
 
     for start in range(0, len(paths), CHUNK):
         names, pixels = [], []

@@ -9,7 +9,7 @@ from cli import options
 
 @click.group()
 def diagnose():
-    """Measure what the lecture's ideas predict, on real data."""
+    """Measure how recurrent models learn: how far back through time the gradient reaches."""
 
 
 @diagnose.command()

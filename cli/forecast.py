@@ -26,19 +26,18 @@ def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
 
     import_tensorflow()
     from toolkit.data import series
-    from toolkit.export import read_metadata
-    from toolkit.forecast import forecast as run_forecast
-    from toolkit.predictor import models_dir, resolve_model_dir
+    from toolkit.serving import models_dir
+    from toolkit.tasks.forecasting import SHIPPED_MODEL, Forecaster
 
-    model_path = model_path or models_dir() / "forecast_co2"
+    forecaster = Forecaster(model_path or models_dir() / SHIPPED_MODEL)
     if csv_path is None:
         data = series.co2()
     else:
         if column is None:
-            metadata = read_metadata(resolve_model_dir(model_path)) or {}
-            column = _default_column(csv_path, metadata.get("series"))
+            column = _default_column(csv_path, forecaster.metadata.get("series"))
         data = series.read_csv(csv_path, column, time_column, fill=fill)
-    rows, metadata, _ = run_forecast(model_path, data, steps)
+    rows = forecaster.forecast(data, steps)
+    metadata = forecaster.metadata
     if data.filled:
         click.echo(f"Note: {data.filled} missing values were interpolated", err=True)
     if steps > metadata["horizon"]:

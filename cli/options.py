@@ -1,6 +1,10 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once; training options take their defaults from the task's config."""
+
+import dataclasses
 
 import click
+
+from toolkit.config import OPTIMIZERS, RECURRENT_INITS, SCHEDULES
 
 data_dir = click.option(
     "--data-dir", type=click.Path(), default=None,
@@ -23,10 +27,63 @@ def beam_size(what, shipped):
 length_penalty = click.option("--length-penalty", type=float, default=None,
                               help="Hypotheses compete by log p / length**this. Default: the model's.")
 
+RECURRENT_INIT_HELP = ("How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
+                       "(early seq2seq work: a fresh SimpleRNN's gradient vanishes), identity (IRNN, for relu).")
+recurrent_init = click.option("--recurrent-init", type=click.Choice(RECURRENT_INITS), default="orthogonal",
+                              show_default=True, help=RECURRENT_INIT_HELP)
 
-# The choices of toolkit.layers.recurrent.RECURRENT_INITS (listed here so that --help imports no Keras).
-recurrent_init = click.option(
-    "--recurrent-init", type=click.Choice(["orthogonal", "glorot_uniform", "uniform", "identity"]),
-    default="orthogonal", show_default=True,
-    help="How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
-         "(early seq2seq work: a fresh SimpleRNN's gradient vanishes), identity (IRNN, for relu).")
+
+# === Training options, from the task's TrainConfig ===
+
+def setting(config_class, name, *flags, **kwargs):
+    """A click option for the `name` field of `config_class`, with the field's default.
+
+    `flags` default to `--name-with-dashes` (`--name/--no-name` for booleans); the type is
+    the field's unless `type` (e.g. a `click.Choice`) is given.
+    """
+    field = {f.name: f for f in dataclasses.fields(config_class)}.get(name)
+    if field is None:
+        raise ValueError(f"{config_class.__qualname__} has no setting {name!r}")
+    option = "--" + name.replace("_", "-")
+    if field.type is bool and not kwargs.get("is_flag"):
+        flags = flags or (f"{option}/--no-{option[2:]}",)
+    else:
+        flags = flags or (option,)
+        if "type" not in kwargs and not kwargs.get("is_flag") and field.type in (int, float, str):
+            kwargs["type"] = field.type
+    kwargs.setdefault("default", field.default)
+    kwargs.setdefault("show_default", kwargs["default"] is not None and not kwargs.get("is_flag"))
+    return click.option(*flags, name, **kwargs)
+
+
+def run_options(config_class):
+    """The options every `toolkit train` command has: where the run goes, and `toolkit.config.RunConfig`'s settings."""
+    decorators = [
+        click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True,
+                     help="Run folder: checkpoints, history, curves, metrics. Re-run the same command to resume."),
+        setting(config_class, "epochs", type=click.IntRange(min=1), help="Epochs to train at most."),
+        setting(config_class, "batch_size", type=click.IntRange(min=1), help="Examples per training step."),
+        setting(config_class, "optimizer", type=click.Choice(OPTIMIZERS)),
+        setting(config_class, "learning_rate", help="Peak learning rate."),
+        setting(config_class, "schedule", type=click.Choice(SCHEDULES),
+                help="Learning rate: constant, cosine decay to zero over --epochs, or step (x0.1 at 50% and 75%)."),
+        setting(config_class, "clip_norm",
+                help="Clip gradients to this global norm: backpropagation through time can explode. Default: off."
+                if _default(config_class, "clip_norm") is None else
+                "Clip gradients to this global norm: backpropagation through time can explode."),
+        setting(config_class, "patience", type=int,
+                help="Stop after this many epochs without a better validation score"
+                     + (" (default: train every epoch)." if _default(config_class, "patience") is None else ".")),
+        setting(config_class, "seed", help="Seeds data splits, shuffling and initialisation."),
+    ]
+
+    def apply(command):
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def _default(config_class, name):
+    return {f.name: f.default for f in dataclasses.fields(config_class)}[name]

@@ -20,8 +20,9 @@ def predict(files, model_path, as_json, batch_size):
     Prints FILE, label and the probability of that label, tab-separated. A bad file is
     reported on stderr and the others are still answered; the exit code is 1 if any failed.
     """
-    from toolkit.inputs import read_text
-    from toolkit.predictor import TextClassifier, models_dir
+    from toolkit.serving import models_dir
+    from toolkit.tasks.text_classification import SHIPPED_MODEL, TextClassifier
+    from toolkit.user_files import read_text
 
     texts, names, failed = [], [], 0
     for name in files:
@@ -32,7 +33,7 @@ def predict(files, model_path, as_json, batch_size):
             click.echo(f"Error: {e}", err=True)
             failed += 1
     if texts:
-        classifier = TextClassifier(model_path or models_dir() / "sentiment")
+        classifier = TextClassifier(model_path or models_dir() / SHIPPED_MODEL)
         for name, result in zip(names, classifier.predict(texts, batch_size=batch_size)):
             if as_json:
                 click.echo(json.dumps({"file": name, **result}))

@@ -25,9 +25,9 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
       toolkit translate "A man in a blue shirt is riding a bike."
       toolkit translate --file sentences.txt --beam-size 1 --json
     """
-    from toolkit.inputs import read_text
-    from toolkit.predictor import Translator, models_dir
-    from toolkit.translation import LENGTH_CAP
+    from toolkit.serving import models_dir
+    from toolkit.tasks.translation import LENGTH_CAP, SHIPPED_MODEL, Translator
+    from toolkit.user_files import read_text
 
     if sentences and path:
         raise click.UsageError("give sentences or --file, not both")
@@ -46,7 +46,7 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
         if words >= LENGTH_CAP:
             click.echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} tokens "
                        "are translated (the model translates sentences, not documents)", err=True)
-    translator = Translator(model_path or models_dir() / "translator_en_de")
+    translator = Translator(model_path or models_dir() / SHIPPED_MODEL)
     results = translator.translate(sentences, beam_size=beam_size, length_penalty=length_penalty,
                                    batch_size=batch_size)
     for sentence, result in zip(sentences, results):

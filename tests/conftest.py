@@ -42,7 +42,7 @@ def text_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_config(text_data):
-    from toolkit.sentiment import TrainConfig
+    from toolkit.tasks.text_classification import TrainConfig
 
     return TrainConfig(data_dir=str(text_data), cell="gru", units=8, embedding_dim=8, vocabulary_size=50,
                        max_length=8, batch_size=8, epochs=8, patience=3, learning_rate=0.02, clip_norm=1.0,
@@ -52,7 +52,7 @@ def tiny_config(text_data):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_config, tmp_path_factory):
     """A run folder of a tiny GRU trained on `text_data`."""
-    from toolkit.sentiment import train
+    from toolkit.tasks.text_classification import train
 
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
     train(tiny_config, run_dir)
@@ -62,7 +62,7 @@ def tiny_run(tiny_config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run, tmp_path_factory):
     """`tiny_run` exported as MODELS/sentiment/1; returns MODELS/sentiment."""
-    from toolkit.sentiment import export_run
+    from toolkit.tasks.text_classification import export_run
 
     models = tmp_path_factory.mktemp("saved_models")
     export_run(tiny_run, models, "sentiment", 1)
@@ -91,7 +91,7 @@ def image_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_image_run(image_data, tmp_path_factory):
-    from toolkit.images import TrainConfig, train
+    from toolkit.tasks.image_classification import TrainConfig, train
 
     run_dir = tmp_path_factory.mktemp("image_run") / "tiny"
     train(TrainConfig(dataset="folder", data_dir=str(image_data), arch="resnet20", width=4, epochs=6, translate=0,
@@ -102,7 +102,7 @@ def tiny_image_run(image_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_image_model(tiny_image_run, tmp_path_factory):
     """`tiny_image_run` exported as MODELS/colors/1; returns MODELS/colors."""
-    from toolkit.images import export_run
+    from toolkit.tasks.image_classification import export_run
 
     models = tmp_path_factory.mktemp("image_models")
     export_run(tiny_image_run, models, "colors", 1)
@@ -135,7 +135,7 @@ def pair_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_translation_config(pair_data):
-    from toolkit.translation import TrainConfig
+    from toolkit.tasks.translation import TrainConfig
 
     return TrainConfig(pairs=str(pair_data), vocabulary_size=40, units=32, embedding_dim=16, decoder_layers=2,
                        dropout=0.0, label_smoothing=0.0, learning_rate=0.01, batch_size=16, epochs=25, patience=5,
@@ -144,7 +144,7 @@ def tiny_translation_config(pair_data):
 
 @pytest.fixture(scope="session")
 def tiny_translation_run(tiny_translation_config, tmp_path_factory):
-    from toolkit.translation import train
+    from toolkit.tasks.translation import train
 
     run_dir = tmp_path_factory.mktemp("translation_run") / "tiny"
     train(tiny_translation_config, run_dir)
@@ -154,7 +154,7 @@ def tiny_translation_run(tiny_translation_config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_translator(tiny_translation_run, tmp_path_factory):
     """`tiny_translation_run` exported as MODELS/toy_en_de/1; returns MODELS/toy_en_de."""
-    from toolkit.translation import export_run
+    from toolkit.tasks.translation import export_run
 
     models = tmp_path_factory.mktemp("translators")
     export_run(tiny_translation_run, models, "toy_en_de", 1)
@@ -244,7 +244,7 @@ def caption_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_caption_config(caption_data):
-    from toolkit.captioning import TrainConfig
+    from toolkit.tasks.captioning import TrainConfig
 
     return TrainConfig(data_dir=str(caption_data), encoder="cifar_resnet8", image_size=16, units=16, embedding_dim=16,
                        dropout=0.0, label_smoothing=0.0, min_count=1, learning_rate=0.01, batch_size=8, epochs=15,
@@ -254,7 +254,7 @@ def tiny_caption_config(caption_data):
 @pytest.fixture(scope="session")
 def tiny_caption_run(tiny_caption_config, tmp_path_factory):
     """A tiny captioner whose ResNet encoder trained end to end with the decoder."""
-    from toolkit.captioning import train
+    from toolkit.tasks.captioning import train
 
     run_dir = tmp_path_factory.mktemp("caption_run") / "tiny"
     train(tiny_caption_config, run_dir)
@@ -264,7 +264,7 @@ def tiny_caption_run(tiny_caption_config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_captioner(tiny_caption_run, tmp_path_factory):
     """`tiny_caption_run` exported as MODELS/squares/1; returns MODELS/squares."""
-    from toolkit.captioning import export_run
+    from toolkit.tasks.captioning import export_run
 
     models = tmp_path_factory.mktemp("captioners")
     export_run(tiny_caption_run, models, "squares", 1)

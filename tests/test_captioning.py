@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli.main import toolkit
 from tests.conftest import hostile
-from toolkit.export import read_metadata
+from toolkit.serving import read_metadata
 
 COLORS = ("blue", "green", "red")
 
@@ -114,7 +114,7 @@ def test_serving_signatures_in_a_fresh_process(tiny_captioner, tiny_caption_run,
     """Image bytes in, the in-memory graph's captions out, at any batch size, without the toolkit."""
     import keras
 
-    from toolkit.captioning import CaptionGraph
+    from toolkit.tasks.captioning import CaptionGraph
     from toolkit.preprocessing.image import decode_image
     from toolkit.preprocessing.sequences import load_tokenizer
 
@@ -146,7 +146,7 @@ def test_evaluate_captions_scores_the_export_and_draws_examples(tiny_captioner, 
 
 def test_frozen_encoder_features_are_computed_once(caption_data, tmp_path, monkeypatch, capsys):
     """A pretrained (frozen) encoder runs once per image; its weights travel with the run into the export."""
-    from toolkit.captioning import TrainConfig, export_run, train
+    from toolkit.tasks.captioning import TrainConfig, export_run, train
     from toolkit.models.efficientnet_lite import build_efficientnet_lite0
 
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from cli.main import toolkit
 from tests.conftest import hostile
-from toolkit.export import read_metadata
+from toolkit.serving import read_metadata
 
 # Runs in a fresh interpreter that imports TensorFlow only: what TF Serving (or any client) sees.
 FRESH_PROCESS = """
@@ -84,7 +84,7 @@ def test_serving_signature_in_a_fresh_process(tiny_image_model, tiny_image_run, 
     assert [r[0] for r in out["7"]] == [r[0] for r in out["1"]]
 
     # The same numbers as the Keras model on pixels decoded the same way (flip-averaged).
-    from toolkit.predictor import ImageClassifier
+    from toolkit.tasks.image_classification import ImageClassifier
 
     classifier = ImageClassifier(tiny_image_model)
     pixels = np.stack([classifier.decode(open(f, "rb").read(), f) for f in files])

@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from toolkit import export
+from toolkit.serving import read_metadata
 from toolkit.errors import ToolkitError
 from toolkit.preprocessing.text import TextPreprocessor
-from toolkit.sentiment import export_run
+from toolkit.tasks.text_classification import export_run
 
 REVIEWS = ["A wonderful, brilliant film.", "Boring and awful.", "", "the plot", "loved it " * 50,
            "Hated it<br />terrible actors", "ünïcode 🎬 review"]
@@ -42,7 +43,7 @@ def in_memory(run_dir, texts):
 def test_export_layout_and_metadata(tiny_model):
     version = tiny_model / "1"
     assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
-    meta = export.read_metadata(version)
+    meta = read_metadata(version)
     assert meta["kind"] == "text_classifier" and meta["class_names"] == ["neg", "pos"] and meta["version"] == 1
     assert meta["metrics"]["test"]["accuracy"] >= 0.0
     assert [p.name for p in tiny_model.iterdir()] == ["1"]  # no temporary folder left beside it
@@ -99,12 +100,12 @@ def probabilities_of_pos(run_dir, texts):
 def test_an_ensemble_averages_its_members(tiny_config, tiny_run, tmp_path):
     import dataclasses
 
-    from toolkit.sentiment import train
+    from toolkit.tasks.text_classification import train
 
     other = tmp_path / "other"
     train(dataclasses.replace(tiny_config, seed=7, cell="lstm"), other)
     path = export_run([tiny_run, other], tmp_path / "models", "ensemble", 1)
-    meta = export.read_metadata(path)
+    meta = read_metadata(path)
     assert [m["train"]["cell"] for m in meta["ensemble"]] == ["gru", "lstm"]
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     out = serve(text=tf.constant(REVIEWS))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cli.main import toolkit
 from toolkit.data import series
 from toolkit.errors import ToolkitError
-from toolkit.forecast import Windows, baselines, make_windows
+from toolkit.tasks.forecasting import Windows, baselines, make_windows
 
 
 def write_series(path, days=260, missing=(), shuffle=False, duplicate=False):
@@ -78,7 +78,7 @@ def test_windows_and_baselines():
 
 @pytest.fixture(scope="module")
 def forecaster(tmp_path_factory):
-    from toolkit.forecast import TrainConfig, export_run, train
+    from toolkit.tasks.forecasting import TrainConfig, export_run, train
 
     root = tmp_path_factory.mktemp("forecast")
     csv = write_series(root / "s.csv", missing=(30,))
@@ -132,7 +132,7 @@ def test_forecast_refusals(forecaster, tmp_path, tiny_model):
 
 
 def test_too_short_for_training(tmp_path):
-    from toolkit.forecast import TrainConfig, train
+    from toolkit.tasks.forecasting import TrainConfig, train
 
     path = write_series(tmp_path / "s.csv", days=40)
     with pytest.raises(ToolkitError, match="too few for one training window"):

@@ -43,7 +43,7 @@ def test_shipped_cifar10_model_names_real_photos(tmp_path):
 
 @pytest.mark.slow
 def test_shipped_sentiment_accuracy_on_all_25000_test_reviews():
-    from toolkit.sentiment import evaluate
+    from toolkit.tasks.text_classification import evaluate
 
     report = evaluate(SHIPPED / "sentiment", SHARED_DATA / "imdb")
     assert report["examples"] == 25000
@@ -52,7 +52,7 @@ def test_shipped_sentiment_accuracy_on_all_25000_test_reviews():
 
 @pytest.mark.slow
 def test_shipped_cifar10_accuracy():
-    from toolkit.images import evaluate
+    from toolkit.tasks.image_classification import evaluate
 
     report = evaluate(SHIPPED / "cifar10_resnet", "cifar10", SHARED_DATA / "cifar10")
     assert report["examples"] == 10000 and report["accuracy"] >= 0.87
@@ -60,7 +60,7 @@ def test_shipped_cifar10_accuracy():
 
 @pytest.mark.slow
 def test_shipped_fashion_mnist_accuracy():
-    from toolkit.images import evaluate
+    from toolkit.tasks.image_classification import evaluate
 
     report = evaluate(SHIPPED / "fashion_mnist_resnet", "fashion_mnist", SHARED_DATA / "fashion-mnist")
     assert report["examples"] == 10000 and report["accuracy"] >= 0.94
@@ -104,7 +104,7 @@ def test_shipped_translator_translates():
 @needs_data("multi30k")
 def test_shipped_translator_bleu_on_test_2016_flickr():
     """The issue's bar, on all 1,000 test sentences (about 10 s with beam 5 on 2 cores)."""
-    from toolkit.translation import evaluate
+    from toolkit.tasks.translation import evaluate
 
     report = evaluate(SHIPPED / "translator_en_de", SHARED_DATA / "multi30k", split="test_2016_flickr")
     assert report["sentences"] == 1000 and report["beam_size"] == 5
@@ -142,7 +142,7 @@ def test_shipped_captioner_describes_real_photos(tmp_path):
 @needs_data("flickr8k")
 def test_shipped_captioner_bleu_on_the_flickr8k_test_split():
     """The issue's bar, BLEU-4 >= 15, on all 1,000 test images against their 5 references each."""
-    from toolkit.captioning import evaluate
+    from toolkit.tasks.captioning import evaluate
 
     report = evaluate(SHIPPED / "captioner", SHARED_DATA / "flickr8k", split="test")
     assert report["images"] == 1000 and report["beam_size"] == 3

@@ -70,7 +70,7 @@ def test_imdb_reads_every_local_layout(text_data, tmp_path, cache):
     assert imdb.find_root(tmp_path) == extracted  # a folder holding the tarball
     assert imdb.find_root(text_data) == text_data  # the aclImdb folder itself
     assert imdb.find_root(extracted.parent) == extracted  # a folder holding aclImdb/
-    splits = imdb.load(tarball)
+    splits = text_folders.load_text_folders(imdb.find_root(tarball), imdb.CLASS_NAMES)
     assert splits.class_names == ("neg", "pos")  # unsup is not a class
     assert sorted(labels_of(splits.test)) == [0] * 10 + [1] * 10
 
@@ -117,7 +117,7 @@ def test_imdb_missing_copy_is_a_clear_error(tmp_path, cache):
 
 @needs_data("imdb")
 def test_real_imdb_splits(cache):
-    splits = imdb.load(SHARED_DATA / "imdb")
+    splits = text_folders.load_text_folders(imdb.find_root(SHARED_DATA / "imdb"), imdb.CLASS_NAMES)
     assert int(splits.train.cardinality()) == 22500
     assert int(splits.validation.cardinality()) == 2500
     assert int(splits.test.cardinality()) == 25000

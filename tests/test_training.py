@@ -164,7 +164,7 @@ def test_no_clipped_fraction_without_clipping(tmp_path):
 def test_runs_from_before_an_option_existed_resume_with_its_old_value(tmp_path):
     """A run whose config predates an option resumes under that option's default, and only under it."""
     from toolkit.errors import ToolkitError
-    from toolkit.io import write_json
+    from toolkit.atomic import write_json
     from toolkit.training import check_same_settings
 
     write_json(tmp_path / "config.json", {"train": {"cell": "lstm", "epochs": 3}})

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli.main import toolkit
 from tests.conftest import toy_translation
-from toolkit.io import read_json
+from toolkit.atomic import read_json
 
 SENTENCES = ["a big dog sees a cat.", "the man runs.", "a small red ball sleeps now."]
 
@@ -52,9 +52,9 @@ def test_export_answers_in_a_fresh_process(tiny_translator):
 def test_export_matches_the_run_graph(tiny_translation_run, tiny_translator):
     import keras
 
-    from toolkit.predictor import Translator
+    from toolkit.tasks.translation import Translator
     from toolkit.preprocessing.sequences import load_tokenizer
-    from toolkit.translation import TranslationGraph, translate_all
+    from toolkit.tasks.translation import TranslationGraph, translate_all
 
     model = keras.saving.load_model(tiny_translation_run / "best.keras", compile=False)
     graph = TranslationGraph(model, load_tokenizer(tiny_translation_run, "source"),
@@ -67,7 +67,7 @@ def test_export_matches_the_run_graph(tiny_translation_run, tiny_translator):
 
 
 def test_beam_is_never_worse_than_greedy_on_its_own_score(tiny_translator):
-    from toolkit.predictor import Translator
+    from toolkit.tasks.translation import Translator
 
     translator = Translator(tiny_translator)
     sentences = ["dog cat man ball.", "a a a a a a.", "now now red."]
@@ -97,7 +97,7 @@ def test_translate_arguments_file_and_stdin(runner, tiny_translator, tmp_path):
 
 
 def test_translate_hostile_sentences(runner, tiny_translator):
-    from toolkit.translation import LENGTH_CAP
+    from toolkit.tasks.translation import LENGTH_CAP
 
     long_line = " ".join(["dog"] * 2000)
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--json",
@@ -158,7 +158,7 @@ def test_export_refuses_an_existing_version(runner, tiny_translation_run, tiny_t
 def test_train_resumes_a_finished_run_without_retraining(tiny_translation_config, tiny_translation_run):
     import time
 
-    from toolkit.translation import train
+    from toolkit.tasks.translation import train
 
     before = (tiny_translation_run / "best.keras").stat().st_mtime_ns
     start = time.monotonic()
@@ -173,9 +173,9 @@ def test_ensemble_export(tiny_translation_run, tmp_path):
     import shutil
 
     from toolkit.errors import ToolkitError
-    from toolkit.predictor import Translator
+    from toolkit.tasks.translation import Translator
     from toolkit.preprocessing.sequences import make_tokenizer
-    from toolkit.translation import export_run
+    from toolkit.tasks.translation import export_run
 
     twin = tmp_path / "twin"
     shutil.copytree(tiny_translation_run, twin)

@@ -95,7 +95,7 @@ def diagnose(cells=CELLS, activation="tanh", length=200, reviews=32, units=64, e
     import keras
 
     import toolkit.models.text_classifier  # noqa: F401  (custom layers for loading)
-    from toolkit.io import read_json
+    from toolkit.atomic import read_json
     from toolkit.models.text_classifier import build_text_classifier
     from toolkit.preprocessing.text import TextPreprocessor
 
@@ -156,7 +156,7 @@ def plot(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toolkit.io import atomic_path
+    from toolkit.atomic import atomic_path
 
     length = report["length"]
     back = np.arange(length)[::-1]  # T - t for t = 1..T

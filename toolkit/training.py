@@ -1,8 +1,16 @@
-"""The one place that calls `fit()`: optimiser, checkpoints, resume, early stopping, history.
+"""The one place that calls `fit()`: the run skeleton, optimiser, checkpoints, resume, early stopping, history.
+
+Every task's `train()` has the same shape, written once here as `Run`:
+
+    run = Run(run_dir, KIND, config)       # checks every setting (and a resumed run's), seeds; writes nothing
+    ...                                    # the task's own part: data, vocabulary, model
+    run.write_config(class_names=...)      # config.json
+    model, results = run.fit(model, train_batches, validation_batches)
+    return run.finish(results)             # scores added by the task, then metrics.json
 
 A run folder holds everything about one training run:
 
-    RUN/config.json           what was trained, on what (written by the model family's trainer)
+    RUN/config.json           what was trained, on what: kind, facts about the data, settings, command
     RUN/checkpoint/           the model after the latest finished epoch, with its optimiser state
     RUN/best.keras            the model of the best validation epoch (what gets exported)
     RUN/history.csv           one row per epoch: losses, metrics, learning rate, seconds
@@ -24,12 +32,66 @@ from pathlib import Path
 
 import keras
 
+from toolkit.atomic import atomic_path, read_json, write_json, write_text
+from toolkit.config import OPTIMIZERS, SCHEDULES
 from toolkit.errors import ToolkitError
-from toolkit.io import atomic_path, read_json, write_json, write_text
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "step")
 BEST_MODEL = "best.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+class Run:
+    """One training run folder, from the checks before anything is written to `metrics.json`.
+
+    `config` is the task's `TrainConfig` (a `toolkit.config.RunConfig`). Creating a `Run`
+    validates every setting and, for a folder that already holds a run, refuses other
+    settings (only the stopping rules may change: `config.RESUMABLE`), then seeds every
+    random generator. Nothing is written until `write_config`.
+    """
+
+    def __init__(self, run_dir, kind, config):
+        config.validate()
+        self.run_dir, self.kind, self.config = Path(run_dir), kind, config
+        check_same_settings(self.run_dir, config.settings(), may_change=config.RESUMABLE,
+                            defaults=type(config)().settings(), renamed=config.RENAMED)
+        keras.utils.set_random_seed(config.seed)
+
+    def write_config(self, **facts):
+        """`config.json`: the kind, what the task knows about its data (`facts`), the settings, the command."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / CONFIG_FILE, {"kind": self.kind, **facts, "train": self.config.settings(),
+                                                "command": sys.argv})
+
+    def optimizer(self, *, steps_per_epoch=None, train=None, warmup_epochs=0, **kwargs):
+        """The config's optimiser and learning-rate schedule, with gradient clipping at `clip_norm`.
+
+        A schedule needs the number of steps: give `steps_per_epoch`, or the `train` batches,
+        which are then counted once (bucketed datasets do not know their length).
+        """
+        config = self.config
+        if config.schedule == "constant" and not warmup_epochs:
+            return make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, **kwargs)
+        if steps_per_epoch is None:
+            steps_per_epoch = int(train.reduce(0, lambda n, _: n + 1))
+        return make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, schedule=config.schedule,
+                              total_steps=config.epochs * steps_per_epoch,
+                              warmup_steps=min(warmup_epochs, config.epochs / 2) * steps_per_epoch, **kwargs)
+
+    def fit(self, model, train, validation, monitor="val_loss", mode="min", summary=True):
+        """Fits the compiled `model` (resuming an interrupted run); (best model, results so far)."""
+        if summary:
+            model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+        model, history = fit(model, train, validation, self.run_dir, epochs=self.config.epochs,
+                             patience=self.config.patience, monitor=monitor, mode=mode)
+        self.history = history
+        return model, {"parameters": model.count_params(), "epochs_trained": len(history),
+                       "best_epoch": best_epoch(history, monitor, mode), "train_seconds": training_seconds(history)}
+
+    def finish(self, results):
+        """Writes `metrics.json` (the task has added its test scores) and returns `results`."""
+        write_json(self.run_dir / METRICS_FILE, results)
+        return results
 
 
 def learning_rate_schedule(learning_rate, schedule="constant", total_steps=None, warmup_steps=0):
@@ -281,17 +343,19 @@ def plot_learning_curves(history, path, title=None):
     plt.close(fig)
 
 
-def check_same_settings(run_dir, settings, may_change=("epochs", "patience"), defaults=None):
+def check_same_settings(run_dir, settings, may_change=("epochs", "patience"), defaults=None, renamed=None):
     """Refuses to resume a run folder with different settings: one folder, one experiment.
 
     Only the stopping rules (`may_change`) can differ, so a finished run can be continued.
     A setting the run's config lacks (an option added since it started) counts as its value
-    in `defaults`, the settings that option had before it existed.
+    in `defaults`, the settings that option had before it existed; `renamed` maps a
+    setting's old name to its new one.
     """
-    config_file = Path(run_dir) / "config.json"
+    config_file = Path(run_dir) / CONFIG_FILE
     if not config_file.exists():
         return
-    previous = {**(defaults or {}), **read_json(config_file).get("train", {})}
+    stored = {(renamed or {}).get(k, k): v for k, v in read_json(config_file).get("train", {}).items()}
+    previous = {**(defaults or {}), **stored}
     changed = [k for k in settings if k not in may_change and previous.get(k) != settings[k]]
     if changed:
         raise ToolkitError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); "
@@ -331,8 +395,8 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     return keras.saving.load_model(best), history
 
 
-def fit_sequence_model(model, optimizer, train, validation, run_dir, *, label_smoothing, epochs, patience):
-    """Compiles and fits a teacher-forced sentence writer (translator, captioner); (best model, history, results).
+def compile_sequence_model(model, optimizer, label_smoothing):
+    """Compiles a teacher-forced sentence writer (translator, captioner).
 
     The loss is the label-smoothed categorical negative log-likelihood of each next token, the
     metric the share of next tokens predicted right; padding is weighted 0 by the batches.
@@ -341,11 +405,7 @@ def fit_sequence_model(model, optimizer, train, validation, run_dir, *, label_sm
 
     model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(label_smoothing),
                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
-    model, history = fit(model, train, validation, run_dir, epochs=epochs, patience=patience)
-    results = {"parameters": model.count_params(), "epochs_trained": len(history),
-               "best_epoch": best_epoch(history), "train_seconds": training_seconds(history)}
-    return model, history, results
+    return model
 
 
 def read_run(run_dir, kind):
@@ -355,14 +415,26 @@ def read_run(run_dir, kind):
     what every exporter needs to check before loading `best.keras`.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ToolkitError(f"{run_dir} is not a training run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
+    config = read_run_config(run_dir)
     if config.get("kind") != kind:
         raise ToolkitError(f"{run_dir} is a {config.get('kind')} run, not a {kind}")
     if not (run_dir / BEST_MODEL).exists():
         raise ToolkitError(f"{run_dir} has no {BEST_MODEL} yet: train at least one epoch first")
-    config["metrics"] = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    config["metrics"] = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).exists() else None
+    return config
+
+
+def read_run_config(run_dir):
+    """The `config.json` of a run folder; ToolkitError for a folder that is no training run."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ToolkitError(f"{run_dir} is not a training run folder (no {CONFIG_FILE})")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as e:
+        raise ToolkitError(f"broken run config {path}: {e}") from None
+    if not isinstance(config, dict):
+        raise ToolkitError(f"broken run config {path}: not a JSON object")
     return config
 
 

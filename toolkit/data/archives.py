@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
-from toolkit.io import atomic_path
+from toolkit.atomic import atomic_path
 
 _CHUNK = 1 << 20
 

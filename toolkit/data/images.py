@@ -73,6 +73,20 @@ def load(dataset, data_dir=None, image_size=None, validation_split=0.1, seed=DEF
     return ImageSplits(train, validation, test, tuple(classes))
 
 
+def guess_dataset(data_dir):
+    """The `dataset` a local copy holds: IDX files are Fashion-MNIST, class folders a folder data set;
+    anything else (a tarball, no copy at all) is CIFAR-10."""
+    path = Path(data_dir) if data_dir else None
+    if path is None or not path.is_dir():
+        return "cifar10"
+    if any(path.glob("*-idx3-ubyte*")):
+        return "fashion_mnist"
+    root = path / "train" if (path / "train").is_dir() else path
+    if not any(path.glob("*.tar.gz")) and any(p.is_dir() for p in root.iterdir()):
+        return "folder"
+    return "cifar10"
+
+
 def split(pair, fraction, seed):
     """A seeded, stratified hold-out: the same files land in validation every time."""
     if not 0.0 < fraction < 1.0:
@@ -234,7 +248,7 @@ def _extract(tarball):
 
 def _cached_arrays(source, read):
     """Decoding 60,000 JPEGs takes a while: keep the arrays in the cache, keyed by the source."""
-    from toolkit.io import atomic_path
+    from toolkit.atomic import atomic_path
 
     cache = locate.cache_dir() / "arrays" / f"{Path(source).name}-{_key(source)}.npz"
     if cache.is_file():

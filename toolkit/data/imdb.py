@@ -17,13 +17,6 @@ TARBALL = "aclImdb_v1.tar.gz"
 CLASS_NAMES = ("neg", "pos")
 
 
-def load(data_dir=None, validation_split=0.1, seed=text_folders.DEFAULT_SEED):
-    """IMDB as `TextSplits`: labels 0 = neg, 1 = pos; the test folder untouched."""
-    return text_folders.load_text_folders(
-        find_root(data_dir), class_names=CLASS_NAMES, validation_split=validation_split, seed=seed
-    )
-
-
 def is_imdb(root):
     """Whether `root` is the aclImdb folder itself (it ships `imdb.vocab`), not user data in its layout."""
     return (Path(root) / "imdb.vocab").is_file()

@@ -9,6 +9,8 @@ at every step -- the same idea as ResNet's identity shortcut.
 
 import keras
 
+from toolkit.config import ACTIVATIONS, RECURRENT_INITS
+
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 # Initialisations of the recurrent matrix W_hh, the factor that backpropagation through time
@@ -16,8 +18,7 @@ CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru":
 # recurrence neither shrinks nor grows the gradient; Saxe et al., 2014). "uniform" is the small
 # U(-0.08, 0.08) of early sequence-to-sequence work (Sutskever et al., 2014): singular values well
 # below 1, so a SimpleRNN's gradient shrinks geometrically. "identity" is the IRNN's (Le et al., 2015),
-# meant for relu SimpleRNNs.
-RECURRENT_INITS = ("orthogonal", "glorot_uniform", "uniform", "identity")
+# meant for relu SimpleRNNs. The names: `toolkit.config.RECURRENT_INITS`.
 
 
 def recurrent_initializer(name):
@@ -30,9 +31,6 @@ def recurrent_initializer(name):
     return name
 
 
-# Activations for the SimpleRNN's state update. A binary step is not offered: its derivative
-# is zero almost everywhere, so no gradient flows back through time at all.
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 
 
 def recurrent_layer(cell, units, *, return_sequences=False, return_state=False, bidirectional=False, activation="tanh",

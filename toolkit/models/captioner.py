@@ -19,10 +19,6 @@ from keras import ops
 
 from toolkit.models.decoder import AttentionDecoder
 
-PRESETS = {
-    "tiny": {"units": 16, "embedding_dim": 16},
-    "base": {"units": 512, "embedding_dim": 256},
-}
 
 
 def build_captioner(vocabulary_size, *, feature_shape=None, encoder=None, cell="lstm", units=512, embedding_dim=256,

@@ -128,7 +128,7 @@ def convert_checkpoint(checkpoint=None, out=None, verify=True):
     import numpy as np
 
     from toolkit.errors import ToolkitError
-    from toolkit.io import atomic_path
+    from toolkit.atomic import atomic_path
 
     try:
         import torch  # noqa: F401
@@ -210,8 +210,8 @@ def imagenet_top5(paths, weights=None):
     """(path, [(ImageNet class name, probability)] * 5) for image files, with the converted weights."""
     import numpy as np
 
-    from toolkit.inputs import read_bytes
-    from toolkit.predictor import decode_pixels
+    from toolkit.preprocessing.image import decode_pixels
+    from toolkit.user_files import read_bytes
 
     if not paths:
         return []

@@ -29,3 +29,29 @@ def build_forecaster(window, horizon, *, cell="lstm", units=32, num_layers=1, bi
     else:
         outputs = keras.layers.Dense(horizon, kernel_regularizer=regularizer, name="mean")(x)
     return keras.Model(inputs, outputs, name="forecaster")
+
+
+# === Per-window scaling: the one definition that training, scoring and serving use ===
+# Each window is shifted by its last value and divided by `scale` (fitted on the training split:
+# the spread of its horizon-step changes), so the model forecasts changes, which carries over to
+# levels never seen in training (a trending series' future). Written with operators and keras.ops,
+# these run on numpy arrays (training, scoring) and on tensors inside the exported graph alike.
+
+def scale_windows(windows, scale):
+    """Model inputs `[n, window, 1]` from raw windows `[n, window]`."""
+    return ((windows - windows[:, -1:]) / scale)[..., None]
+
+
+def scale_targets(windows, targets, scale):
+    """Training targets `[n, horizon]` from raw future values, relative to each window's last value."""
+    return (targets - windows[:, -1:]) / scale
+
+
+def unscale_outputs(outputs, windows, scale, gaussian):
+    """(means, standard deviations or None) in the series' units, from model outputs for raw `windows`."""
+    last = windows[:, -1:]
+    if not gaussian:
+        return outputs * scale + last, None
+    horizon = outputs.shape[-1] // 2
+    mean, log_variance = outputs[:, :horizon], outputs[:, horizon:]
+    return mean * scale + last, keras.ops.exp(0.5 * keras.ops.clip(log_variance, -12.0, 12.0)) * scale

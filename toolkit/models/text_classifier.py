@@ -22,12 +22,6 @@ from toolkit.layers.recurrent import recurrent_layer
 TASKS = ("binary", "multiclass", "regression")
 POOLINGS = ("last", "max", "mean", "mean_max")
 
-# Size presets: "tiny" for tests, "base" for the shipped sentiment model.
-PRESETS = {
-    "tiny": dict(embedding_dim=8, units=8),
-    "small": dict(embedding_dim=64, units=32),
-    "base": dict(embedding_dim=128, units=64),
-}
 
 
 def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell="lstm", units=64,

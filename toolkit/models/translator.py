@@ -14,10 +14,6 @@ from toolkit.layers.pooling import MaskedGlobalAveragePooling1D
 from toolkit.layers.recurrent import recurrent_layer
 from toolkit.models.decoder import AttentionDecoder
 
-PRESETS = {
-    "tiny": {"units": 16, "embedding_dim": 16},
-    "base": {"units": 256, "embedding_dim": 256},
-}
 
 
 def build_translator(source_vocabulary_size, target_vocabulary_size, *, cell="gru", units=256, embedding_dim=256,

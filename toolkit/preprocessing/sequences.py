@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from toolkit.errors import ToolkitError
-from toolkit.io import atomic_path, read_json, write_json
+from toolkit.atomic import atomic_path, read_json, write_json
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 RESERVED = ("<pad>", "<unk>", "<s>", "</s>")

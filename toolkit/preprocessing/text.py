@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json, write_text
+from toolkit.atomic import read_json, write_json, write_text
 
 _PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation if c != "'") + "]"
 

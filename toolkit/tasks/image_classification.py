@@ -1,23 +1,29 @@
-"""Image classification end to end: arrays -> CNN/ResNet -> training -> SavedModel taking image bytes.
+"""Image classification end to end: images -> CNN/ResNet -> training -> SavedModel taking image bytes
+-> `ImageClassifier`.
 
 `train()` is what `toolkit train images` runs, on any Keras backend (a lent GPU trains
 it under JAX; the weights load into the TensorFlow model for export). `export_run()` turns a
-run folder into a serving model; `evaluate()` scores an exported model on a test split.
+run folder into a serving model; `evaluate()` scores an exported model on a test split;
+`ImageClassifier` answers with one.
 """
 
 import dataclasses
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.serving import Predictor
 
 KIND = "image_classifier"
+COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
+SHIPPED_MODEL = "cifar10_resnet"
+ENSEMBLES = False
+DATASETS = ("cifar10", "fashion_mnist", "folder")
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44",
                  "plain56", "plain110", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "lenet5",
@@ -25,14 +31,14 @@ ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "p
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(settings.RunConfig):
     """Everything that decides an image training run; stored as the run's config.json."""
 
     dataset: str = "cifar10"  # cifar10 | fashion_mnist | folder
     data_dir: str = None
     image_size: int = None  # folder data: resize to this square size (default: the first image's)
     arch: str = "resnet20"
-    version: int = 1  # CIFAR ResNets: 1 (post-activation) or 2 (pre-activation)
+    resnet_version: int = 1  # CIFAR ResNets: 1 (post-activation) or 2 (pre-activation)
     shortcut: str = "A"  # CIFAR ResNets: A (zero padding) or B (projection)
     width: int = 16  # CIFAR ResNets: filters of the first stage
     epochs: int = 30
@@ -48,10 +54,23 @@ class TrainConfig:
     translate: int = 4  # augmentation: random shifts up to this many pixels (pad-and-crop)
     flip: bool = True  # augmentation: horizontal flips
     erase: float = 0.0  # augmentation: probability of random erasing (cutout)
-    clip_norm: float = None
-    patience: int = None
     validation_split: float = 0.1
-    seed: int = 1337
+
+    RENAMED = {"version": "resnet_version"}  # `--version` until 0.2
+
+    def validate(self):
+        super().validate()
+        settings.choice(self, "dataset", DATASETS)
+        settings.choice(self, "arch", ARCHITECTURES)
+        settings.choice(self, "resnet_version", (1, 2))
+        settings.choice(self, "shortcut", ("A", "B"))
+        settings.positive(self, "width")
+        settings.positive(self, "image_size", optional=True)
+        settings.at_least(self, "warmup_epochs", 0)
+        settings.at_least(self, "translate", 0)
+        settings.at_least(self, "l2", 0)
+        settings.fraction(self, "momentum", "label_smoothing", "erase")
+        settings.fraction(self, "validation_split", open_zero=True)
 
 
 def build_model(config, num_classes, input_shape, pixel_mean=None, pixel_variance=None):
@@ -64,7 +83,7 @@ def build_model(config, num_classes, input_shape, pixel_mean=None, pixel_varianc
     if match and int(match.group(2)) in resnet.IMAGENET_DEPTHS and config.arch.startswith("resnet"):
         return resnet.build_resnet(int(match.group(2)), l2=config.l2, **common)
     if match:
-        return resnet.build_cifar_resnet(int(match.group(2)), version=config.version, shortcut=config.shortcut,
+        return resnet.build_cifar_resnet(int(match.group(2)), version=config.resnet_version, shortcut=config.shortcut,
                                          residual=match.group(1) == "resnet", width=config.width, l2=config.l2,
                                          **common)
     if config.arch == "lenet5":
@@ -86,24 +105,21 @@ def load_splits(config):
 
 def train(config, run_dir):
     """Trains in `run_dir` (resuming if interrupted), then scores the best model on the test split."""
+    import sys
+
     import keras
 
-    from toolkit import training
-    from toolkit.data.feeding import array_batches
+    from toolkit.data.pipelines import array_batches
     from toolkit.preprocessing.image import augmentation
+    from toolkit.training import Run
 
-    run_dir = Path(run_dir)
-    settings = dataclasses.asdict(config)
-    config_file = run_dir / "config.json"
-    training.check_same_settings(run_dir, settings)
-    keras.utils.set_random_seed(config.seed)
+    run = Run(run_dir, KIND, config)
     splits = load_splits(config)
     classes = len(splits.class_names)
     pixels = splits.train[0].reshape(-1, splits.image_shape[-1]) / 255.0
     mean, variance = pixels.mean(axis=0).tolist(), pixels.var(axis=0).tolist()
-    write_json(config_file, {"kind": KIND, "class_names": list(splits.class_names), "image_shape": list(splits.image_shape),
-                             "pixel_mean": mean, "pixel_variance": variance, "train": settings,
-                             "backend": keras.backend.backend(), "command": sys.argv})
+    run.write_config(class_names=list(splits.class_names), image_shape=list(splits.image_shape), pixel_mean=mean,
+                     pixel_variance=variance, backend=keras.backend.backend())
 
     def targets(labels):
         return np.eye(classes, dtype="float32")[labels]
@@ -115,26 +131,21 @@ def train(config, run_dir):
     validation_batches = array_batches(splits.validation[0], targets(splits.validation[1]), 256)
 
     model = build_model(config, classes, splits.image_shape, mean, variance)
-    steps = math.ceil(len(splits.train[0]) / config.batch_size)
-    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
-                                        momentum=config.momentum, nesterov=config.nesterov,
-                                        schedule=config.schedule, total_steps=config.epochs * steps,
-                                        warmup_steps=min(config.warmup_epochs, config.epochs / 2) * steps)
+    optimizer = run.optimizer(steps_per_epoch=math.ceil(len(splits.train[0]) / config.batch_size),
+                              warmup_epochs=config.warmup_epochs, momentum=config.momentum,
+                              nesterov=config.nesterov)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     print(f"{model.name}: {model.count_params():,} parameters; {len(splits.train[0])} train, "
           f"{len(splits.validation[0])} validation images {splits.image_shape}", file=sys.stderr)
 
-    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
-                                  patience=config.patience)
-    results = {"arch": config.arch, "class_names": list(splits.class_names), "parameters": model.count_params(),
-               "epochs_trained": len(history), "best_epoch": training.best_epoch(history),
-               "train_seconds": training.training_seconds(history), "backend": keras.backend.backend()}
+    model, results = run.fit(model, train_batches, validation_batches, summary=False)
+    results = {"arch": config.arch, "class_names": list(splits.class_names), **results,
+               "backend": keras.backend.backend()}
     if splits.test is not None:
         results.update(score_arrays(model, splits.test[0], splits.test[1]))
-    write_json(run_dir / "metrics.json", results)
-    return results
+    return run.finish(results)
 
 
 def score_arrays(model, images, labels, batch_size=500):
@@ -145,6 +156,46 @@ def score_arrays(model, images, labels, batch_size=500):
     return {"test": {"accuracy": float(np.mean(plain.argmax(1) == labels)),
                      "accuracy_flip_averaged": float(np.mean((plain + flipped).argmax(1) == labels))},
             "test_examples": int(len(labels)), "test_seconds": round(time.monotonic() - start, 1)}
+
+
+def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
+    """Two signatures, both answering `{"label", "probability", "top_k_labels", "top_k_probabilities"}`:
+
+    - `serving_default`: a batch of encoded images (`image_bytes`: JPEG, PNG, GIF or BMP; what
+      TF Serving's REST API delivers from `{"b64": ...}`), decoded and resized in the graph;
+    - `predict_pixels`: float pixels in [0, 255], `[batch, height, width, channels]`.
+
+    With `flip_average`, the probabilities are averaged with those of the mirrored image.
+    """
+    import keras
+    import tensorflow as tf
+
+    from toolkit.preprocessing.image import decode_image
+
+    height, width, channels = model.input_shape[1:]
+    k = min(top_k, len(class_names))
+    names = tf.constant(list(class_names), dtype=tf.string)
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
+
+    def classify(pixels):
+        probabilities = model(pixels, training=False)
+        if flip_average:
+            probabilities = (probabilities + model(tf.image.flip_left_right(pixels), training=False)) / 2.0
+        top = tf.math.top_k(probabilities, k=k)
+        return {"label": tf.gather(names, top.indices[:, 0]), "probability": top.values[:, 0],
+                "top_k_labels": tf.gather(names, top.indices), "top_k_probabilities": top.values}
+
+    def serve_bytes(image_bytes):
+        pixels = tf.map_fn(lambda b: decode_image(b, (height, width), channels), image_bytes,
+                           fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
+        return classify(pixels)
+
+    archive.add_endpoint("serving_default", serve_bytes,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")])
+    archive.add_endpoint("predict_pixels", classify,
+                         input_signature=[tf.TensorSpec(shape=(None, height, width, channels), dtype=tf.float32,
+                                                        name="pixels")])
+    return archive
 
 
 def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
@@ -164,7 +215,7 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     metrics = config["metrics"]
     if flip_average is None:
         flip_average = bool(config["train"].get("flip"))
-    archive = export.image_classifier_archive(model, config["class_names"], top_k=top_k, flip_average=flip_average)
+    archive = image_classifier_archive(model, config["class_names"], top_k=top_k, flip_average=flip_average)
     metadata = {"kind": KIND, "class_names": config["class_names"], "image_shape": config["image_shape"],
                 "flip_average": bool(flip_average), "train": config["train"], "parameters": model.count_params()}
     if metrics:
@@ -176,7 +227,6 @@ def evaluate(model_path, dataset="cifar10", data_dir=None):
     """Accuracy of an exported image classifier on the test split (through its pixels signature)."""
     from toolkit.data import images
     from toolkit.metrics import classification_report
-    from toolkit.predictor import ImageClassifier
 
     classifier = ImageClassifier(model_path)
     splits = images.load(dataset, data_dir)
@@ -191,3 +241,39 @@ def evaluate(model_path, dataset="cifar10", data_dir=None):
     report = classification_report(truth, [p["label"] for p in predictions], splits.class_names)
     report.update(model=str(classifier.model_dir), examples=len(truth), seconds=round(seconds, 1))
     return report
+
+
+class ImageClassifier(Predictor):
+    """An exported image classifier: images in, labels and top-k out."""
+
+    kind = KIND
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve_pixels = self.signatures["predict_pixels"]
+        self.class_names = self.metadata["class_names"]
+        self.image_shape = tuple(self.metadata["image_shape"])
+
+    def decode(self, data, name="image"):
+        """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
+        from toolkit.preprocessing.image import decode_pixels
+
+        return decode_pixels(data, self.image_shape, name)
+
+    def predict_pixels(self, pixels, batch_size=256):
+        """`{"label", "probability", "top_k"}` per decoded image (`decode`), in the order given."""
+        import tensorflow as tf
+
+        results = []
+        for start in range(0, len(pixels), batch_size):
+            out = self.serve_pixels(pixels=tf.constant(np.asarray(pixels[start:start + batch_size], "float32")))
+            out = {k: v.numpy() for k, v in out.items()}
+            for row in range(len(out["label"])):
+                results.append({
+                    "label": out["label"][row].decode(), "probability": round(float(out["probability"][row]), 6),
+                    "top_k": [{"label": label.decode(), "probability": round(float(p), 6)}
+                              for label, p in zip(out["top_k_labels"][row], out["top_k_probabilities"][row])]})
+        return results
+
+
+PREDICTOR = ImageClassifier

@@ -16,17 +16,23 @@ import sys
 import time
 from pathlib import Path
 
+from toolkit import config as settings
+from toolkit.atomic import atomic_path
 from toolkit.errors import ToolkitError
-from toolkit.io import atomic_path, write_json
+from toolkit.serving import Predictor, search_settings
 
 KIND = "captioner"
+COMMAND = "captions"
+SHIPPED_MODEL = "captioner"
+ENSEMBLES = False
+ATTENTIONS = ("bahdanau", "luong", "none")
 BUCKETS = (8, 10, 12, 14, 16, 20, 24, 32)
 MAX_CAPTION_TOKENS = 40  # the most words a generated caption may have (end token included)
 ENCODER_WEIGHTS = "encoder.weights.h5"  # a frozen encoder's weights, kept in the run folder for the export
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(settings.RunConfig):
     """Everything that decides a captioning run; stored as the run's config.json."""
 
     data_dir: str = None  # Flickr8k, Kaggle or COCO-style layout; None = $TOOLKIT_DATA_DIR/flickr8k, else download
@@ -43,15 +49,27 @@ class TrainConfig:
     min_count: int = 3
     max_length: int = 40  # training captions with more words are left out
     label_smoothing: float = 0.1
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
     clip_norm: float = 5.0
     batch_size: int = 64
     epochs: int = 20
     patience: int = 3
-    seed: int = 1337
     beam_size: int = 3  # the exported model's default search
     length_penalty: float = 1.0
+
+    RESUMABLE = ("epochs", "patience", "beam_size", "length_penalty")
+
+    def validate(self):
+        from toolkit.models.image_encoders import check_name
+
+        super().validate()
+        check_name(self.encoder)
+        settings.choice(self, "cell", settings.CELLS)
+        settings.choice(self, "attention", ATTENTIONS)
+        settings.positive(self, "image_size", "units", "embedding_dim", "decoder_layers", "max_length", "min_count",
+                          "beam_size")
+        settings.at_least(self, "vocabulary_size", 8)
+        settings.at_least(self, "length_penalty", 0)
+        settings.fraction(self, "dropout", "label_smoothing")
 
     def model_settings(self):
         return {"cell": self.cell, "units": self.units, "embedding_dim": self.embedding_dim,
@@ -122,7 +140,7 @@ def make_batches(images, captioned, tokenizer, batch_size, *, training=False, ma
     """
     import tensorflow as tf
 
-    from toolkit.data.batching import bucketed_batches
+    from toolkit.data.pipelines import bucketed_batches
     from toolkit.preprocessing.sequences import BOS, EOS, caption_standardize
 
     index = [i for i, captions in enumerate(captioned.captions) for _ in captions]
@@ -146,42 +164,33 @@ def make_batches(images, captioned, tokenizer, batch_size, *, training=False, ma
 
 def train(config, run_dir):
     """Trains a captioner in `run_dir` (resuming it if interrupted) and scores it on the test split."""
-    import keras
-
-    from toolkit import training
     from toolkit.data import captions as caption_data
     from toolkit.models.captioner import build_captioner
-    from toolkit.models.image_encoders import build_image_encoder, check_name, is_frozen
+    from toolkit.models.image_encoders import build_image_encoder, is_frozen
     from toolkit.preprocessing.sequences import WordTokenizer, caption_standardize, load_tokenizer
+    from toolkit.training import Run, compile_sequence_model
 
-    check_name(config.encoder)
-    if config.attention not in ("bahdanau", "luong", "none"):
-        raise ValueError(f"attention must be bahdanau, luong or none. Received: attention={config.attention!r}")
-    run_dir = Path(run_dir)
-    settings = dataclasses.asdict(config)
-    training.check_same_settings(run_dir, settings, may_change=("epochs", "patience", "beam_size", "length_penalty"))
-    keras.utils.set_random_seed(config.seed)
+    run = Run(run_dir, KIND, config)
     splits = caption_data.load(config.data_dir, seed=config.seed)
 
-    if (run_dir / "caption_tokenizer.json").exists():
-        tokenizer = load_tokenizer(run_dir, "caption")
+    if (run.run_dir / "caption_tokenizer.json").exists():
+        tokenizer = load_tokenizer(run.run_dir, "caption")
     else:
         texts = [c for captions in splits["train"].captions for c in captions]
         texts = [t.decode("utf-8") for t in caption_standardize(texts).numpy()]
         tokenizer = WordTokenizer.train(texts, config.vocabulary_size, min_count=config.min_count)
         print(f"Vocabulary: {tokenizer.vocabulary_size} words from {len(texts)} training captions "
               f"(seen at least {config.min_count} times).", file=sys.stderr)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(run_dir, "caption")
-    write_json(run_dir / "config.json", {"kind": KIND, "train": settings, "command": sys.argv,
-                                         "images": {s: len(c) for s, c in splits.items()}})
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(run.run_dir, "caption")
+    run.write_config(images={s: len(c) for s, c in splits.items()})
 
     frozen = is_frozen(config.encoder)
     encoder = build_image_encoder(config.encoder, config.image_size, efficientnet_weights=config.encoder_weights)
     if frozen:
         encoder.trainable = False
-        if not (run_dir / ENCODER_WEIGHTS).exists():
-            with atomic_path(run_dir / ENCODER_WEIGHTS, suffix=".weights.h5") as tmp:
+        if not (run.run_dir / ENCODER_WEIGHTS).exists():
+            with atomic_path(run.run_dir / ENCODER_WEIGHTS, suffix=".weights.h5") as tmp:
                 encoder.save_weights(tmp)
     tables = {split: image_table(config, split, captioned, encoder if frozen else None)
               for split, captioned in splits.items()}
@@ -194,10 +203,8 @@ def train(config, run_dir):
                                 **config.model_settings())
     else:
         model = build_captioner(tokenizer.vocabulary_size, encoder=encoder, **config.model_settings())
-    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm)
-    model, _, results = training.fit_sequence_model(model, optimizer, train_batches, validation_batches, run_dir,
-                                                    label_smoothing=config.label_smoothing, epochs=config.epochs,
-                                                    patience=config.patience)
+    compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
+    model, results = run.fit(model, train_batches, validation_batches)
     results["vocabulary_size"] = tokenizer.vocabulary_size
     graph = CaptionGraph(model, tokenizer)
     for split in ("validation", "test"):
@@ -205,8 +212,7 @@ def train(config, run_dir):
         for beam_size in sorted({1, config.beam_size}):
             results[split][f"beam_{beam_size}"] = score(graph, tables[split], splits[split].captions,
                                                         beam_size=beam_size, length_penalty=config.length_penalty)
-    write_json(run_dir / "metrics.json", results)
-    return results
+    return run.finish(results)
 
 
 # === Captioning as TensorFlow ops ===
@@ -283,6 +289,47 @@ def score(graph, rows, references, beam_size, length_penalty, batch_size=64):
 
 # === Export and evaluation ===
 
+def captioner_archive(graph, size, beam_size, length_penalty):
+    """Three signatures, all answering `{"caption": string, "score": float}` per image:
+
+    - `serving_default`: a batch of encoded images (`image_bytes`), decoded and resized in the
+      graph, searched with the run's beam size and length penalty;
+    - `caption`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs;
+    - `caption_pixels`: float pixels in [0, 255], `[batch, height, width, 3]`, with both.
+
+    `graph` is a `captioning.CaptionGraph`: encoder, decoder, beam search and words in one
+    TensorFlow function. `score` is the caption's log-probability / length**length_penalty.
+    """
+    import keras
+    import tensorflow as tf
+
+    from toolkit.preprocessing.image import decode_image
+
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
+    for resource in graph.trackables():
+        archive.track(resource)
+
+    def decode(image_bytes):
+        return tf.map_fn(lambda b: decode_image(b, size, 3), image_bytes,
+                         fn_output_signature=tf.TensorSpec((*size, 3), tf.float32))
+
+    def caption(image_bytes, beam_size, length_penalty):
+        return graph.caption_pixels(decode(image_bytes), beam_size, length_penalty)
+
+    def serve(image_bytes):
+        return caption(image_bytes, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+
+    image_bytes = tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")
+    search = [tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
+              tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")]
+    archive.add_endpoint("serving_default", serve, input_signature=[image_bytes])
+    archive.add_endpoint("caption", caption, input_signature=[image_bytes, *search])
+    archive.add_endpoint("caption_pixels", graph.caption_pixels,
+                         input_signature=[tf.TensorSpec(shape=(None, *size, 3), dtype=tf.float32, name="pixels"),
+                                          *search])
+    return archive
+
+
 def export_run(run_dir, to, name, version):
     """Exports the best model of a captioning run as `TO/NAME/VERSION`: image bytes in, captions out."""
     import keras
@@ -306,7 +353,7 @@ def export_run(run_dir, to, name, version):
     metadata = {"kind": KIND, "image_shape": [size, size, 3], "parameters": parameters,
                 "beam_size": settings["beam_size"], "length_penalty": settings["length_penalty"],
                 "max_caption_tokens": MAX_CAPTION_TOKENS, "train": settings, "metrics": config["metrics"]}
-    archive = export.captioner_archive(graph, (size, size), settings["beam_size"], settings["length_penalty"])
+    archive = captioner_archive(graph, (size, size), settings["beam_size"], settings["length_penalty"])
     return export.write_saved_model(archive, to, name, version, metadata)
 
 
@@ -318,7 +365,6 @@ def evaluate(model_path, data_dir=None, split="test", beam_size=None, examples=N
     """
     from toolkit.data import captions as caption_data
     from toolkit.metrics import caption_scores
-    from toolkit.predictor import Captioner
 
     captioner = Captioner(model_path)
     splits = caption_data.load(data_dir)
@@ -367,3 +413,29 @@ def plot_examples(data, hypotheses, path, count=8, columns=4):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
+
+
+class Captioner(Predictor):
+    """An exported captioner: images in, `{"caption", "score"}` out."""
+
+    kind = KIND
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve_pixels = self.signatures["caption_pixels"]
+        self.image_shape = tuple(self.metadata["image_shape"])
+
+    def decode(self, data, name="image"):
+        """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
+        from toolkit.preprocessing.image import decode_pixels
+
+        return decode_pixels(data, self.image_shape, name)
+
+    def caption_pixels(self, pixels, beam_size=None, length_penalty=None, batch_size=32):
+        """Captions of decoded images (`decode`), in the order given."""
+        beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
+        return caption_rows(lambda p: self.serve_pixels(pixels=p, beam_size=beam, length_penalty=penalty),
+                            pixels, batch_size)
+
+
+PREDICTOR = Captioner

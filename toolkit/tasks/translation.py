@@ -1,8 +1,8 @@
-"""Translation end to end: sentence pairs -> encoder-decoder with attention -> SavedModel.
+"""Translation end to end: sentence pairs -> encoder-decoder with attention -> SavedModel -> `Translator`.
 
 `train()` is what `toolkit train translation` runs, `export_run()` writes the serving model
 (tokenisers, encoder, decoder and beam search in one graph), `evaluate()` scores an
-exported model with sacreBLEU on detokenised text.
+exported model with sacreBLEU on detokenised text, `Translator` answers with one.
 """
 
 import dataclasses
@@ -10,17 +10,24 @@ import sys
 import time
 from pathlib import Path
 
+from toolkit import config as settings
+from toolkit.data.parallel_text import MULTI30K_LANGUAGES
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.serving import Predictor, in_length_order, search_settings
 
 KIND = "translator"
+COMMAND = "translation"
+SHIPPED_MODEL = "translator_en_de"
+ENSEMBLES = True  # `toolkit export RUN RUN ...` averages the members' next-token probabilities
+TOKENIZERS = ("sentencepiece", "words")
+ATTENTIONS = ("luong", "bahdanau")
 BUCKETS = (8, 12, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128)
 # Output length limit: ratio * source tokens + offset, at most cap (so no input can run forever).
 LENGTH_RATIO, LENGTH_OFFSET, LENGTH_CAP = 1.5, 10, 256
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(settings.RunConfig):
     """Everything that decides a translation run; stored as the run's config.json."""
 
     data_dir: str = None  # Multi30k: None = $TOOLKIT_DATA_DIR/multi30k, else download
@@ -39,17 +46,32 @@ class TrainConfig:
     dropout: float = 0.3
     label_smoothing: float = 0.1
     max_length: int = 100  # training pairs with more tokens on either side are left out
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    schedule: str = "constant"
     clip_norm: float = 1.0
     batch_size: int = 64
     epochs: int = 20
     patience: int = 3
     validation_split: float = 0.05  # --pairs only: Multi30k has its own validation split
-    seed: int = 1337
     beam_size: int = 5  # the exported model's default search
     length_penalty: float = 1.0
+
+    RESUMABLE = ("epochs", "patience", "beam_size", "length_penalty")
+
+    def validate(self):
+        super().validate()
+        if not self.pairs:
+            settings.choice(self, "source_language", MULTI30K_LANGUAGES)
+            settings.choice(self, "target_language", MULTI30K_LANGUAGES)
+            if self.source_language == self.target_language:
+                raise ValueError(f"source and target must differ. Received: {self.source_language!r} twice")
+        settings.choice(self, "tokenizer", TOKENIZERS)
+        settings.choice(self, "cell", settings.CELLS)
+        settings.choice(self, "attention", ATTENTIONS)
+        settings.positive(self, "units", "embedding_dim", "encoder_layers", "decoder_layers", "max_length",
+                          "beam_size")
+        settings.at_least(self, "vocabulary_size", 8)
+        settings.at_least(self, "length_penalty", 0)
+        settings.fraction(self, "dropout", "label_smoothing")
+        settings.fraction(self, "validation_split", open_zero=True)
 
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "encoder_layers", "decoder_layers",
@@ -77,7 +99,7 @@ def make_batches(pairs, source_tokenizer, target_tokenizer, batch_size, *, train
     """
     import tensorflow as tf
 
-    from toolkit.data.batching import bucketed_batches
+    from toolkit.data.pipelines import bucketed_batches
     from toolkit.preprocessing.sequences import BOS, EOS
 
     def encode(source, target):
@@ -97,50 +119,36 @@ def make_batches(pairs, source_tokenizer, target_tokenizer, batch_size, *, train
 
 def train(config, run_dir):
     """Trains a translator in `run_dir` (resuming it if interrupted) and scores it on the test split."""
-    import keras
-
-    from toolkit import training
     from toolkit.models.translator import build_translator
     from toolkit.preprocessing.sequences import load_tokenizer, make_tokenizer
+    from toolkit.training import Run, compile_sequence_model
 
-    run_dir = Path(run_dir)
-    settings = dataclasses.asdict(config)
-    training.check_same_settings(run_dir, settings, may_change=("epochs", "patience", "beam_size", "length_penalty"))
-    keras.utils.set_random_seed(config.seed)
+    run = Run(run_dir, KIND, config)
     train_pairs, validation_pairs, test_pairs = load_splits(config)
 
-    if (run_dir / "target_tokenizer.json").exists():
-        source_tokenizer, target_tokenizer = load_tokenizer(run_dir, "source"), load_tokenizer(run_dir, "target")
+    if (run.run_dir / "target_tokenizer.json").exists():
+        source_tokenizer, target_tokenizer = load_tokenizer(run.run_dir, "source"), load_tokenizer(run.run_dir, "target")
     else:
         print(f"Building {config.tokenizer} vocabularies from {len(train_pairs)} training pairs...", file=sys.stderr)
         source_tokenizer = make_tokenizer(config.tokenizer, train_pairs.source, config.vocabulary_size)
         target_tokenizer = make_tokenizer(config.tokenizer, train_pairs.target, config.vocabulary_size)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        source_tokenizer.save(run_dir, "source")
-        target_tokenizer.save(run_dir, "target")
-    write_json(run_dir / "config.json", {"kind": KIND, "source_language": _language(config, "source"),
-                                         "target_language": _language(config, "target"),
-                                         "train": settings, "command": sys.argv})
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        source_tokenizer.save(run.run_dir, "source")
+        target_tokenizer.save(run.run_dir, "target")
+    run.write_config(source_language=_language(config, "source"), target_language=_language(config, "target"))
 
     train_batches = make_batches(train_pairs, source_tokenizer, target_tokenizer, config.batch_size, training=True,
                                  max_length=config.max_length, seed=config.seed)
     validation_batches = make_batches(validation_pairs, source_tokenizer, target_tokenizer, config.batch_size)
     model = build_translator(source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size,
                              **config.model_settings())
-    total_steps = None
-    if config.schedule != "constant":  # bucketing hides the epoch's length: count it (this also fills the cache)
-        total_steps = config.epochs * int(train_batches.reduce(0, lambda n, _: n + 1))
-    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
-                                        schedule=config.schedule, total_steps=total_steps)
-    model, _, results = training.fit_sequence_model(model, optimizer, train_batches, validation_batches, run_dir,
-                                                    label_smoothing=config.label_smoothing, epochs=config.epochs,
-                                                    patience=config.patience)
+    compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
+    model, results = run.fit(model, train_batches, validation_batches)
     translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
     for name, pairs in (("validation", validation_pairs), ("test", test_pairs)):
         if pairs is not None:
             results[name] = score(translator, pairs, beam_size=config.beam_size, length_penalty=config.length_penalty)
-    write_json(run_dir / "metrics.json", results)
-    return results
+    return run.finish(results)
 
 
 def _language(config, side):
@@ -209,10 +217,8 @@ def translate_all(translate, sentences, batch_size=64):
     """Translations of a list of strings, batched by length, in the order given."""
     import tensorflow as tf
 
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     results = [None] * len(sentences)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+    for chunk in in_length_order(sentences, batch_size):
         outputs = translate(tf.constant([sentences[i] for i in chunk], dtype=tf.string))
         for row, i in enumerate(chunk):
             results[i] = {"translation": outputs["translation"][row].numpy().decode("utf-8"),
@@ -234,6 +240,35 @@ def score(translator, pairs, beam_size, length_penalty, batch_size=64):
     hypotheses = [r["translation"] for r in translate_all(translate, pairs.source, batch_size)]
     return {**translation_scores(hypotheses, [[t] for t in pairs.target]), "beam_size": beam_size,
             "length_penalty": length_penalty, "sentences": len(pairs), "seconds": round(time.monotonic() - start, 1)}
+
+
+def translator_archive(graph, beam_size, length_penalty):
+    """Two signatures, both answering `{"translation": string, "score": float}` per sentence:
+
+    - `serving_default`: a batch of source sentences (`text`), searched with the run's
+      beam size and length penalty;
+    - `translate`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs.
+
+    `graph` is a `translation.TranslationGraph`: tokeniser, encoder, beam search and
+    detokeniser in one TensorFlow function, so clients send and receive plain text.
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
+    for resource in graph.trackables():
+        archive.track(resource)
+
+    def serve(text):
+        return graph.translate(text, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+    archive.add_endpoint("translate", graph.translate,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text"),
+                                          tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
+                                          tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")])
+    return archive
 
 
 def export_run(run_dirs, to, name, version):
@@ -273,7 +308,7 @@ def export_run(run_dirs, to, name, version):
     else:
         metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
                                 for run_dir, c in zip(run_dirs, configs)]
-    return export.write_saved_model(export.translator_archive(graph, beam_size, length_penalty), to, name, version,
+    return export.write_saved_model(translator_archive(graph, beam_size, length_penalty), to, name, version,
                                     metadata)
 
 
@@ -282,7 +317,6 @@ def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, be
     """sacreBLEU BLEU and chrF of an exported translator on a Multi30k split (or a pair file)."""
     from toolkit.data import parallel_text
     from toolkit.metrics import translation_scores
-    from toolkit.predictor import Translator
 
     translator = Translator(model_path)
     if pairs:
@@ -302,3 +336,23 @@ def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, be
                   length_penalty=translator.metadata["length_penalty"] if length_penalty is None else length_penalty,
                   seconds=round(seconds, 1), sentences_per_second=round(len(data) / max(seconds, 1e-9), 1))
     return report
+
+
+class Translator(Predictor):
+    """An exported translator: source sentences in, `{"translation", "score"}` out."""
+
+    kind = KIND
+    op_libraries = ("tensorflow_text",)  # the SentencePiece ops of the tokenisers
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve = self.signatures["translate"]
+
+    def translate(self, sentences, beam_size=None, length_penalty=None, batch_size=64):
+        """Translations in the order given; sentences of similar length are batched together."""
+        beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
+        return translate_all(lambda text: self.serve(text=text, beam_size=beam, length_penalty=penalty),
+                             list(sentences), batch_size)
+
+
+PREDICTOR = Translator

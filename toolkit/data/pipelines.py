@@ -1,14 +1,17 @@
-"""Batches of in-memory arrays for `fit()`, augmented on the fly, on any Keras backend.
+"""Batches for `fit()`: in-memory arrays (augmented on the fly, on any Keras backend), and
+variable-length sequences bucketed by length (`tf.data`).
 
-Under TensorFlow this is a `tf.data` pipeline (shuffle, batch, augment in parallel,
-prefetch). Under JAX or PyTorch, where `tf.data` may not exist, it is a `PyDataset` that
-runs the same augmentation layers on each batch.
+Under TensorFlow, arrays travel through a `tf.data` pipeline (shuffle, batch, augment in
+parallel, prefetch). Under JAX or PyTorch, where `tf.data` may not exist, they go through a
+`PyDataset` that runs the same augmentation layers on each batch.
 """
 
 import math
 
 import keras
 import numpy as np
+
+DEFAULT_BOUNDARIES = (16, 32, 64, 96, 128, 160, 192, 256, 320, 400, 512, 640)
 
 
 def array_batches(images, targets, batch_size, *, augment=None, shuffle=False, seed=None):
@@ -49,3 +52,26 @@ class ArrayBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self.order = self.rng.permutation(len(self.images))
+
+
+def bucketed_batches(dataset, batch_size, *, shuffle=False, seed=None, boundaries=DEFAULT_BOUNDARIES, length=None):
+    """Batches (ids, label) pairs so that sequences of similar length travel together.
+
+    `length(*element)` gives an element's length (default: of its first component); every
+    component is padded with 0 to the longest in its batch.
+
+    Padding costs recurrent steps (masked, but still computed), so grouping by length
+    makes an epoch several times cheaper than padding everything to the longest review.
+    """
+    import tensorflow as tf
+
+    if shuffle:
+        dataset = dataset.shuffle(16384, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=length or (lambda ids, *_: tf.shape(ids)[0]),
+        bucket_boundaries=list(boundaries),
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    )
+    if shuffle:
+        dataset = dataset.shuffle(64, seed=seed, reshuffle_each_iteration=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)

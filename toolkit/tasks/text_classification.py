@@ -1,7 +1,9 @@
-"""Sentiment (and any text classification) end to end: data -> RNN -> training -> SavedModel.
+"""Text classification (sentiment of reviews, or the user's own classes) end to end:
+reviews -> recurrent classifier -> training -> SavedModel taking raw strings -> `TextClassifier`.
 
-`train()` is what `toolkit train sentiment` runs; `export_run()` turns a run folder into
-a serving model; `evaluate()` scores an exported model on a test split.
+`train()` is what `toolkit train sentiment` runs; `export_run()` turns run folders into a
+serving model; `evaluate()` scores an exported model on a test split; `TextClassifier`
+answers with one.
 """
 
 import dataclasses
@@ -9,15 +11,21 @@ import sys
 import time
 from pathlib import Path
 
+from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.serving import Predictor, in_length_order, plain
 
 KIND = "text_classifier"
+COMMAND = "sentiment"  # `toolkit train sentiment`, `toolkit evaluate sentiment`
+SHIPPED_MODEL = "sentiment"  # the default --model under saved_models/
+ENSEMBLES = True  # `toolkit export RUN RUN ...` averages the members' probabilities
+POOLINGS = ("last", "max", "mean", "mean_max")
+MONITORS = ("val_loss", "val_accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a sentiment training run; stored as the run's config.json."""
+class TrainConfig(settings.RunConfig):
+    """Everything that decides a text classification run; stored as the run's config.json."""
 
     data_dir: str = None  # None: $TOOLKIT_DATA_DIR/imdb, else download IMDB
     cell: str = "lstm"
@@ -27,24 +35,34 @@ class TrainConfig:
     bidirectional: bool = False
     pooling: str = "last"
     activation: str = "tanh"
-    recurrent_init: str = "orthogonal"  # see layers.recurrent.RECURRENT_INITS
+    recurrent_init: str = "orthogonal"  # see toolkit.config.RECURRENT_INITS
     dropout: float = 0.0
     bigram_buckets: int = 0  # > 0: add hashed-bigram embeddings to the word embeddings
     word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
     l2: float = 0.0
     vocabulary_size: int = 20000
     max_length: int = 800
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    schedule: str = "constant"  # or "cosine": decay to zero over `epochs`
-    clip_norm: float = None
-    batch_size: int = 32
     epochs: int = 3
     patience: int = 2
     monitor: str = "val_loss"  # or "val_accuracy": which validation score picks best.keras and stops early
     validation_split: float = 0.1
-    seed: int = 1337
     regression: bool = False  # targets are numbers (class folder names), fitted with squared error
+
+    def validate(self):
+        super().validate()
+        settings.choice(self, "cell", settings.CELLS)
+        settings.choice(self, "pooling", POOLINGS)
+        settings.choice(self, "activation", settings.ACTIVATIONS)
+        settings.choice(self, "recurrent_init", settings.RECURRENT_INITS)
+        settings.choice(self, "monitor", MONITORS)
+        settings.positive(self, "units", "embedding_dim", "num_layers", "max_length")
+        settings.at_least(self, "vocabulary_size", 3)  # padding, unknown and one word
+        settings.at_least(self, "bigram_buckets", 0)
+        settings.at_least(self, "l2", 0)
+        settings.fraction(self, "dropout", "word_dropout")
+        settings.fraction(self, "validation_split", open_zero=True)
+        if self.regression and self.monitor != "val_loss":
+            raise ValueError(f"--monitor {self.monitor} needs classes; use val_loss for --regression")
 
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "num_layers", "bidirectional",
@@ -98,34 +116,26 @@ def train(config, run_dir):
 
     Returns the metrics written to `run_dir/metrics.json`.
     """
-    import keras
     import tensorflow as tf
 
-    from toolkit import training
-    from toolkit.data.batching import bucketed_batches
+    from toolkit.data.pipelines import bucketed_batches
     from toolkit.models.text_classifier import build_text_classifier, loss_and_metrics
     from toolkit.preprocessing.text import TextPreprocessor
+    from toolkit.training import Run
 
-    run_dir = Path(run_dir)
-    settings = dataclasses.asdict(config)
-    config_file = run_dir / "config.json"
-    training.check_same_settings(run_dir, settings, defaults=dataclasses.asdict(TrainConfig()))
-
-    keras.utils.set_random_seed(config.seed)
+    run = Run(run_dir, KIND, config)
     splits = load_splits(config)
     task = _task(config, splits.class_names)
+    target = _targets(task, splits.class_names)
 
-    if (run_dir / TextPreprocessor.CONFIG_FILE).exists():
-        preprocessor = TextPreprocessor.load(run_dir)
+    if (run.run_dir / TextPreprocessor.CONFIG_FILE).exists():
+        preprocessor = TextPreprocessor.load(run.run_dir)
     else:
         print("Building the vocabulary from the training split...", file=sys.stderr)
         preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
         preprocessor.adapt(splits.train.map(lambda text, label: text))
-        preprocessor.save(run_dir)
-    write_json(config_file, {"kind": KIND, "task": task, "class_names": list(splits.class_names),
-                             "train": settings, "command": sys.argv})
-
-    target = _targets(task, splits.class_names)
+        preprocessor.save(run.run_dir)
+    run.write_config(task=task, class_names=list(splits.class_names))
 
     def batches(dataset, training):
         dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
@@ -139,31 +149,53 @@ def train(config, run_dir):
     model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                   **config.model_settings())
     loss, metrics = loss_and_metrics(task)
-    total_steps = None
-    if config.schedule != "constant":  # bucketing hides the epoch's length: count it (this also fills the cache)
-        total_steps = config.epochs * int(train_batches.reduce(0, lambda n, _: n + 1))
-    optimizer = training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
-                                        schedule=config.schedule, total_steps=total_steps)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
+    model.compile(optimizer=run.optimizer(train=train_batches), loss=loss, metrics=metrics)
+    mode = "min" if config.monitor.endswith("loss") else "max"
+    model, results = run.fit(model, train_batches, validation_batches, monitor=config.monitor, mode=mode)
 
-    monitor, mode = config.monitor, "min" if config.monitor.endswith("loss") else "max"
-    if task == "regression" and monitor != "val_loss":
-        raise ToolkitError(f"--monitor {monitor} needs classes; use val_loss for --regression")
-    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
-                                  patience=config.patience, monitor=monitor, mode=mode)
-
-    results = {"task": task, "class_names": list(splits.class_names), "parameters": model.count_params(),
-               "epochs_trained": len(history), "best_epoch": training.best_epoch(history, monitor, mode),
-               "train_seconds": training.training_seconds(history)}
+    results = {"task": task, "class_names": list(splits.class_names), **results}
     if splits.test is not None:
         start = time.monotonic()
         scores = model.evaluate(batches(splits.test, False), return_dict=True, verbose=0)
         results["test"] = {k: float(v) for k, v in scores.items()}
         results["test_examples"] = int(splits.test.cardinality())
         results["test_seconds"] = round(time.monotonic() - start, 1)
-    write_json(run_dir / "metrics.json", results)
-    return results
+    return run.finish(results)
+
+
+def text_classifier_archive(members, class_names, task):
+    """`serving_default`: a batch of raw strings -> `{"label", "probability"}` (or `{"value"}` for regression).
+
+    `members` is a list of (model, preprocessor) pairs; with several, their outputs (probabilities,
+    or values) are averaged: an ensemble of independently trained models. `probability` is the
+    model's probability of the returned label.
+    """
+    import keras
+    import tensorflow as tf
+
+    # Variables are tracked through the endpoints that use them; tracking the models as well
+    # would store every weight twice. The vectorizers' lookup tables are tracked explicitly.
+    archive = keras.export.ExportArchive()
+    for _, preprocessor in members:
+        archive.track(preprocessor.vectorizer)
+    names = tf.constant(list(class_names), dtype=tf.string)
+
+    def serve(text):
+        outputs = tf.add_n([model(preprocessor(text), training=False) for model, preprocessor in members])
+        outputs = outputs / len(members)
+        if task == "regression":
+            return {"value": outputs[:, 0]}
+        if task == "binary":
+            p = outputs[:, 0]
+            positive = p >= 0.5
+            return {"label": tf.gather(names, tf.cast(positive, tf.int32)),
+                    "probability": tf.where(positive, p, 1.0 - p)}
+        return {"label": tf.gather(names, tf.argmax(outputs, axis=-1)),
+                "probability": tf.reduce_max(outputs, axis=-1)}
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+    return archive
 
 
 def export_run(run_dirs, to, name, version):
@@ -185,7 +217,7 @@ def export_run(run_dirs, to, name, version):
                         TextPreprocessor.load(run_dir)))
         configs.append(config)
     first = configs[0]
-    archive = export.text_classifier_archive(members, first["class_names"], first["task"])
+    archive = text_classifier_archive(members, first["class_names"], first["task"])
     metadata = {"kind": KIND, "task": first["task"], "class_names": first["class_names"],
                 "parameters": sum(model.count_params() for model, _ in members)}
     if len(members) == 1:
@@ -200,7 +232,6 @@ def evaluate(model_path, data_dir=None, batch_size=64):
     """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`)."""
     from toolkit.data import imdb, text_folders
     from toolkit.metrics import classification_report
-    from toolkit.predictor import TextClassifier
 
     classifier = TextClassifier(model_path)
     root = imdb.find_root(data_dir)
@@ -223,3 +254,29 @@ def evaluate(model_path, data_dir=None, batch_size=64):
     report.update(model=str(classifier.model_dir), examples=len(texts), seconds=round(seconds, 1),
                   examples_per_second=round(len(texts) / seconds, 1))
     return report
+
+
+class TextClassifier(Predictor):
+    """An exported text classifier: strings in, `{"label", "probability"}` (or `{"value"}`) out."""
+
+    kind = KIND
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve = self.signatures["serving_default"]
+        self.class_names = self.metadata["class_names"]
+
+    def predict(self, texts, batch_size=64):
+        """Answers in the order given; texts of similar length are batched together for speed."""
+        import tensorflow as tf
+
+        results = [None] * len(texts)
+        for chunk in in_length_order(texts, batch_size):
+            outputs = self.serve(text=tf.constant([texts[i] for i in chunk], dtype=tf.string))
+            outputs = {k: v.numpy() for k, v in outputs.items()}
+            for row, i in enumerate(chunk):
+                results[i] = {k: plain(v[row]) for k, v in outputs.items()}
+        return results
+
+
+PREDICTOR = TextClassifier

@@ -13,20 +13,24 @@ naive forecast (y_t+h = y_t+h-m, one season of m steps back).
 """
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.serving import Predictor
 
 KIND = "forecaster"
+COMMAND = "forecast"
+SHIPPED_MODEL = "forecast_co2"
+ENSEMBLES = False
 LOSSES = ("gaussian", "mse")
+FILLS = ("interpolate", "error")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(settings.RunConfig):
     """Everything that decides a forecasting run; stored as the run's config.json."""
 
     csv: str = None  # None: the Mauna Loa CO2 series shipped with statsmodels
@@ -44,15 +48,27 @@ class TrainConfig:
     dropout: float = 0.0
     loss: str = "gaussian"  # learned variance (Gaussian NLL), or "mse" (fixed variance)
     l2: float = 0.0
-    optimizer: str = "adam"
     learning_rate: float = 3e-3
     clip_norm: float = 1.0
-    batch_size: int = 32
     epochs: int = 100
     patience: int = 15
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
-    seed: int = 1337
+
+    def validate(self):
+        super().validate()
+        settings.choice(self, "fill", FILLS)
+        settings.choice(self, "cell", settings.CELLS)
+        settings.choice(self, "activation", settings.ACTIVATIONS)
+        settings.choice(self, "loss", LOSSES)
+        settings.positive(self, "window", "horizon", "units", "num_layers")
+        settings.positive(self, "season", optional=True)
+        settings.at_least(self, "l2", 0)
+        settings.fraction(self, "dropout")
+        settings.fraction(self, "validation_fraction", "test_fraction", open_zero=True)
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must leave a training part. Received: "
+                             f"{self.validation_fraction} + {self.test_fraction}")
 
 
 def load_series(config):
@@ -118,79 +134,63 @@ def _mae(predictions, targets):
     return {"mae": float(errors.mean()), "mae_by_horizon": [float(e) for e in errors.mean(axis=0)]}
 
 
-def scaled(windows, scale):
-    last = windows.inputs[:, -1:]
-    return ((windows.inputs - last) / scale)[..., None].astype("float32"), ((windows.targets - last) / scale).astype("float32")
-
-
 def train(config, run_dir):
     """Trains a forecaster in `run_dir` (resuming it if interrupted) and scores it against the baselines."""
-    import keras
-
-    from toolkit import training
     from toolkit.data import series as series_lib
-    from toolkit.data.feeding import array_batches
+    from toolkit.data.pipelines import array_batches
     from toolkit.losses import GaussianNLL, mean_absolute_error_of_mean
-    from toolkit.models.forecaster import build_forecaster
+    from toolkit.models.forecaster import build_forecaster, scale_targets, scale_windows
+    from toolkit.training import Run
 
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {list(LOSSES)}. Received: loss={config.loss!r}")
-    run_dir = Path(run_dir)
-    settings = dataclasses.asdict(config)
-    training.check_same_settings(run_dir, settings)
-    keras.utils.set_random_seed(config.seed)
+    run = Run(run_dir, KIND, config)
     data = load_series(config)
     season = config.season or series_lib.season_length(data.step)
     train_w, validation_w, test_w = split_windows(data.values, config)
     changes = train_w.targets - train_w.inputs[:, -1:]
     scale = float(changes.std()) or 1.0
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {
-        "kind": KIND, "series": data.name, "source": config.csv or "statsmodels.datasets.co2",
-        "step_seconds": float(data.step / np.timedelta64(1, "s")), "season": season, "scale": scale,
-        "values": len(data), "filled": data.filled, "train": settings, "command": sys.argv})
+    run.write_config(series=data.name, source=config.csv or "statsmodels.datasets.co2",
+                     step_seconds=float(data.step / np.timedelta64(1, "s")), season=season, scale=scale,
+                     values=len(data), filled=data.filled)
 
     gaussian = config.loss == "gaussian"
     model = build_forecaster(config.window, config.horizon, cell=config.cell, units=config.units,
                              num_layers=config.num_layers, bidirectional=config.bidirectional,
                              activation=config.activation, dropout=config.dropout, l2=config.l2, gaussian=gaussian)
-    model.compile(optimizer=training.make_optimizer(config.optimizer, config.learning_rate, config.clip_norm),
-                  loss=GaussianNLL() if gaussian else "mse",
+    model.compile(optimizer=run.optimizer(), loss=GaussianNLL() if gaussian else "mse",
                   metrics=[mean_absolute_error_of_mean if gaussian else "mae"])
-    x_train, y_train = scaled(train_w, scale)
-    x_val, y_val = scaled(validation_w, scale)
-    train_batches = array_batches(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
-    validation_batches = array_batches(x_val, y_val, config.batch_size)
-    model, history = training.fit(model, train_batches, validation_batches, run_dir, epochs=config.epochs,
-                                  patience=config.patience)
 
-    results = {"parameters": model.count_params(), "epochs_trained": len(history),
-               "best_epoch": training.best_epoch(history), "train_seconds": training.training_seconds(history),
-               "windows": {"train": len(train_w.ends), "validation": len(validation_w.ends), "test": len(test_w.ends)},
-               "season": season, "filled_values": data.filled}
+    def batches(windows, shuffle):
+        return array_batches(scale_windows(windows.inputs, scale).astype("float32"),
+                             scale_targets(windows.inputs, windows.targets, scale).astype("float32"),
+                             config.batch_size, shuffle=shuffle, seed=config.seed)
+
+    model, results = run.fit(model, batches(train_w, True), batches(validation_w, False), summary=False)
+    results.update(windows={"train": len(train_w.ends), "validation": len(validation_w.ends), "test": len(test_w.ends)},
+                   season=season, filled_values=data.filled)
     for name, windows in (("validation", validation_w), ("test", test_w)):
         mean, stddev = predict_windows(model, windows.inputs, scale, gaussian)
-        report = {"model": _mae(mean, windows.targets), **baselines(data.values, windows, season)}
-        if stddev is not None:
-            inside = np.abs(windows.targets - mean) <= 1.96 * stddev
-            report["interval_95_coverage"] = float(inside.mean())
-        results[name] = report
-    write_json(run_dir / "metrics.json", results)
-    return results
+        results[name] = score(mean, stddev, windows, data.values, season)
+    return run.finish(results)
+
+
+def score(mean, stddev, windows, values, season):
+    """MAE of forecasts (`mean`, `stddev` or None) on `windows`, beside the baselines' on the same windows."""
+    report = {"model": _mae(mean, windows.targets), **baselines(values, windows, season)}
+    if stddev is not None:
+        inside = np.abs(windows.targets - mean) <= 1.96 * stddev
+        report["interval_95_coverage"] = float(inside.mean())
+    return report
 
 
 def predict_windows(model, inputs, scale, gaussian):
     """(means, standard deviations or None) in the series' units, for raw windows `[n, window]`."""
     import keras
 
-    last = inputs[:, -1:]
-    x = ((inputs - last) / scale)[..., None].astype("float32")
-    outputs = keras.ops.convert_to_numpy(model.predict(x, verbose=0, batch_size=256))
-    horizon = outputs.shape[1] // 2 if gaussian else outputs.shape[1]
-    mean = outputs[:, :horizon] * scale + last
-    if not gaussian:
-        return mean, None
-    return mean, np.exp(0.5 * np.clip(outputs[:, horizon:], -12, 12)) * scale
+    from toolkit.models.forecaster import scale_windows, unscale_outputs
+
+    outputs = model.predict(scale_windows(inputs, scale).astype("float32"), verbose=0, batch_size=256)
+    mean, stddev = unscale_outputs(keras.ops.convert_to_numpy(outputs), inputs, scale, gaussian)
+    return mean, None if stddev is None else keras.ops.convert_to_numpy(stddev)
 
 
 def forecaster_archive(model, scale, gaussian):
@@ -198,17 +198,14 @@ def forecaster_archive(model, scale, gaussian):
     import keras
     import tensorflow as tf
 
+    from toolkit.models.forecaster import scale_windows, unscale_outputs
+
     window = model.input_shape[1]
     archive = keras.export.ExportArchive()
 
     def serve(values):
-        last = values[:, -1:]
-        outputs = model(tf.expand_dims((values - last) / scale, -1), training=False)
-        if not gaussian:
-            return {"forecast": outputs * scale + last}
-        mean, log_variance = tf.split(outputs, 2, axis=-1)
-        return {"forecast": mean * scale + last,
-                "stddev": tf.exp(0.5 * tf.clip_by_value(log_variance, -12.0, 12.0)) * scale}
+        mean, stddev = unscale_outputs(model(scale_windows(values, scale), training=False), values, scale, gaussian)
+        return {"forecast": mean} if stddev is None else {"forecast": mean, "stddev": stddev}
 
     archive.add_endpoint("serving_default", serve,
                          input_signature=[tf.TensorSpec(shape=(None, window), dtype=tf.float32, name="window")])
@@ -235,40 +232,9 @@ def export_run(run_dir, to, name, version):
 
 
 def forecast(model_path, series, steps):
-    """Forecasts `steps` values after the end of `series` with an exported forecaster.
-
-    Up to the model's horizon the forecast is direct (with a 95% interval for Gaussian models);
-    beyond it, forecasts are fed back as inputs (no interval there).
-    """
-    from toolkit.predictor import load_saved_model
-
-    signatures, metadata, model_dir = load_saved_model(model_path, KIND)
-    import tensorflow as tf
-
-    if steps < 1:
-        raise ToolkitError(f"--steps must be at least 1. Received: {steps}")
-    window, horizon = metadata["window"], metadata["horizon"]
-    step = np.timedelta64(int(metadata["step_seconds"] * 1e9), "ns")
-    if abs((series.step - step) / step) > 0.15:
-        raise ToolkitError(f"the series is spaced {series.step.astype('timedelta64[s]')} apart, "
-                           f"but the model was trained on steps of {step.astype('timedelta64[s]')}")
-    if len(series) < window:
-        raise ToolkitError(f"the series has {len(series)} values; the model needs the last {window}")
-    serve = signatures["serving_default"]
-    history = list(series.values[-window:])
-    means, stddevs = [], []
-    while len(means) < steps:
-        outputs = serve(window=tf.constant([history[-window:]], tf.float32))
-        mean = outputs["forecast"].numpy()[0]
-        stddev = outputs["stddev"].numpy()[0] if "stddev" in outputs and not means else [None] * horizon
-        means += list(mean)
-        stddevs += list(stddev)
-        history += list(mean)
-    times = series.future_times(steps)
-    return [{"time": str(t)[:19].replace("T00:00:00", ""), "forecast": round(float(m), 4),
-             **({"lower_95": round(float(m - 1.96 * s), 4), "upper_95": round(float(m + 1.96 * s), 4)}
-                if s is not None else {})}
-            for t, m, s in zip(times, means[:steps], stddevs[:steps])], metadata, model_dir
+    """(rows, metadata, model folder): `steps` values after the end of `series`, from an exported forecaster."""
+    forecaster = Forecaster(model_path)
+    return forecaster.forecast(series, steps), forecaster.metadata, forecaster.model_dir
 
 
 def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate"):
@@ -276,22 +242,60 @@ def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpol
 
     Without `csv`, the series is the one the model was trained on (the CO2 series for the shipped model).
     """
-    import tensorflow as tf
-
-    from toolkit.predictor import load_saved_model
-
-    signatures, metadata, model_dir = load_saved_model(model_path, KIND)
-    settings = metadata["train"]
-    config = TrainConfig(**{**settings, **({"csv": csv, "column": column, "time_column": time_column, "fill": fill}
-                                           if csv else {})})
+    forecaster = Forecaster(model_path)
+    overrides = {"csv": csv, "column": column, "time_column": time_column, "fill": fill} if csv else {}
+    config = TrainConfig.from_settings({**forecaster.metadata["train"], **overrides})
     data = load_series(config)
     _, _, test = split_windows(data.values, config)
-    outputs = signatures["serving_default"](window=tf.constant(test.inputs, tf.float32))
-    mean = outputs["forecast"].numpy()
-    report = {"model": _mae(mean, test.targets), **baselines(data.values, test, metadata["season"]),
-              "windows": len(test.ends), "series": data.name, "model_dir": str(model_dir),
-              "first_test_target": str(data.times[test.ends[0] + 1])[:10]}
-    if "stddev" in outputs:
-        inside = np.abs(test.targets - mean) <= 1.96 * outputs["stddev"].numpy()
-        report["interval_95_coverage"] = float(inside.mean())
-    return report
+    mean, stddev = forecaster.predict_windows(test.inputs)
+    return {**score(mean, stddev, test, data.values, forecaster.metadata["season"]), "windows": len(test.ends),
+            "series": data.name, "model_dir": str(forecaster.model_dir),
+            "first_test_target": str(data.times[test.ends[0] + 1])[:10]}
+
+
+class Forecaster(Predictor):
+    """An exported forecaster: raw windows in, forecasts (and standard deviations) in the series' units out."""
+
+    kind = KIND
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve = self.signatures["serving_default"]
+        self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]
+
+    def predict_windows(self, windows):
+        """(means `[n, horizon]`, standard deviations or None) for raw windows `[n, window]`."""
+        import tensorflow as tf
+
+        outputs = self.serve(window=tf.constant(np.asarray(windows), tf.float32))
+        return outputs["forecast"].numpy(), outputs["stddev"].numpy() if "stddev" in outputs else None
+
+    def forecast(self, series, steps):
+        """Rows of `{"time", "forecast"}` (+ a 95% interval) for `steps` values after the end of `series`.
+
+        Up to the model's horizon the forecast is direct (with a 95% interval for Gaussian models);
+        beyond it, forecasts are fed back as inputs (no interval there).
+        """
+        if steps < 1:
+            raise ToolkitError(f"--steps must be at least 1. Received: {steps}")
+        step = np.timedelta64(int(self.metadata["step_seconds"] * 1e9), "ns")
+        if abs((series.step - step) / step) > 0.15:
+            raise ToolkitError(f"the series is spaced {series.step.astype('timedelta64[s]')} apart, "
+                               f"but the model was trained on steps of {step.astype('timedelta64[s]')}")
+        if len(series) < self.window:
+            raise ToolkitError(f"the series has {len(series)} values; the model needs the last {self.window}")
+        history = list(series.values[-self.window:])
+        means, stddevs = [], []
+        while len(means) < steps:
+            mean, stddev = self.predict_windows([history[-self.window:]])
+            means += list(mean[0])
+            stddevs += list(stddev[0]) if stddev is not None and not stddevs else [None] * self.horizon
+            history += list(mean[0])
+        times = series.future_times(steps)
+        return [{"time": str(t)[:19].replace("T00:00:00", ""), "forecast": round(float(m), 4),
+                 **({"lower_95": round(float(m - 1.96 * s), 4), "upper_95": round(float(m + 1.96 * s), 4)}
+                    if s is not None else {})}
+                for t, m, s in zip(times, means[:steps], stddevs[:steps])]
+
+
+PREDICTOR = Forecaster

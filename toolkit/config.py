@@ -1,0 +1,97 @@
+"""The settings every training run shares, and the checks that run before anything is written.
+
+Each task's `TrainConfig` is a frozen dataclass that extends `RunConfig`; its defaults are the
+only ones: the command line reads them from the dataclass. A config is checked as a whole by
+`validate()` before a run folder is touched, so a bad option costs nothing to correct.
+
+This module imports neither TensorFlow nor Keras: the command line reads the defaults
+for `--help`.
+"""
+
+import dataclasses
+
+# The choices of settings that several layers, models and commands share, defined once.
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+CELLS = ("simple_rnn", "lstm", "gru")
+# Initialisations of the recurrent matrix W_hh, the factor that backpropagation through time
+# multiplies once per step (see `toolkit.layers.recurrent`).
+RECURRENT_INITS = ("orthogonal", "glorot_uniform", "uniform", "identity")
+# Activations for the SimpleRNN's state update. A binary step is not offered: its derivative
+# is zero almost everywhere, so no gradient flows back through time at all.
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What every training run has: the stopping rules, the batch, the optimiser, the seed.
+
+    Tasks redeclare a field to change its default (a ResNet trains for longer, at a higher rate).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"  # or "cosine" (decay to zero over the epochs), "step" (x0.1 at 50% and 75%)
+    clip_norm: float = None  # gradient clipping by global norm; None = off
+    patience: int = None  # stop after this many epochs without a better validation score; None = never
+    seed: int = 1337
+
+    # Settings a run may change when it is resumed (the stopping rules); any other change is a new experiment.
+    RESUMABLE = ("epochs", "patience")
+    # Settings renamed since runs were first written: old name -> new name (old runs still resume).
+    RENAMED = {}
+
+    def settings(self):
+        """The settings as a plain dict: what `config.json` stores under "train"."""
+        return dataclasses.asdict(self)
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting; every task extends it with its own."""
+        positive(self, "epochs", "batch_size", "learning_rate")
+        choice(self, "optimizer", OPTIMIZERS)
+        choice(self, "schedule", SCHEDULES)
+        positive(self, "clip_norm", optional=True)
+        if self.patience is not None:
+            at_least(self, "patience", 0)  # 0: never stop early
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer. Received: seed={self.seed!r}")
+
+    @classmethod
+    def from_settings(cls, settings):
+        """A config from a stored "train" dict, mapping renamed settings and ignoring unknown ones."""
+        settings = {cls.RENAMED.get(k, k): v for k, v in settings.items()}
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in names})
+
+
+def positive(config, *names, optional=False):
+    for name in names:
+        value = getattr(config, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+
+
+def at_least(config, name, low):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ValueError(f"{name} must be at least {low}. Received: {name}={value!r}")
+
+
+def fraction(config, *names, open_zero=False):
+    """Each setting lies in [0, 1) (`open_zero`: in (0, 1))."""
+    for name in names:
+        value = getattr(config, name)
+        low_ok = value > 0 if open_zero else value >= 0
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < 1):
+            interval = "(0, 1)" if open_zero else "[0, 1)"
+            raise ValueError(f"{name} must lie in {interval}. Received: {name}={value!r}")
+
+
+def choice(config, name, choices):
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
