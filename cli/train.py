@@ -15,12 +15,12 @@ def train():
 
 def run(task, settings, run_dir):
     """Trains `task` with the settings of the command line; its metrics."""
-    import keras
+    import os
 
-    if keras.backend.backend() == "tensorflow":
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         from toolkit.runtime import import_tensorflow
 
-        import_tensorflow()  # quietly, before the task imports it
+        import_tensorflow()  # quietly, before Keras imports it
     return task.train(task.TrainConfig(**settings), run_dir)
 
 

@@ -124,13 +124,13 @@ def test_evaluate_and_export_images(tiny_image_run, image_data, tmp_path):
 
 
 def test_the_dataset_is_guessed_from_the_data_folder(tmp_path, image_data):
-    from cli.train import _guess_dataset
+    from toolkit.data.images import guess_dataset
 
     (tmp_path / "fm").mkdir()
     (tmp_path / "fm" / "train-images-idx3-ubyte.gz").write_bytes(b"")
     (tmp_path / "c10").mkdir()
     (tmp_path / "c10" / "cifar10-jpeg.tar.gz").write_bytes(b"")
-    assert _guess_dataset(tmp_path / "fm") == "fashion_mnist"
-    assert _guess_dataset(tmp_path / "c10") == "cifar10"
-    assert _guess_dataset(image_data) == "folder"
-    assert _guess_dataset(None) == "cifar10"
+    assert guess_dataset(tmp_path / "fm") == "fashion_mnist"
+    assert guess_dataset(tmp_path / "c10") == "cifar10"
+    assert guess_dataset(image_data) == "folder"
+    assert guess_dataset(None) == "cifar10"

@@ -95,19 +95,23 @@ def diagnose(cells=CELLS, activation="tanh", length=200, reviews=32, units=64, e
     import keras
 
     import toolkit.models.text_classifier  # noqa: F401  (custom layers for loading)
-    from toolkit.atomic import read_json
     from toolkit.models.text_classifier import build_text_classifier
     from toolkit.preprocessing.text import TextPreprocessor
+    from toolkit.tasks import text_classification
+    from toolkit.training import BEST_MODEL, read_run
 
     if length < 1:
         raise ToolkitError(f"--length must be at least 1 token. Received: {length}")
     curves = {}
     for run_dir in run_dirs:
-        config = read_json(f"{run_dir}/config.json") if (Path(run_dir) / "config.json").is_file() else {}
-        if config.get("kind") != "text_classifier" or config.get("task") != "binary":
+        try:
+            config = read_run(run_dir, text_classification.KIND)
+        except ToolkitError:
+            config = {}
+        if config.get("task") != "binary":
             raise ToolkitError(f"{run_dir} is not a run of a two-class text classifier (toolkit train sentiment)")
         ids, labels = load_reviews(TextPreprocessor.load(run_dir), length, reviews, data_dir, seed)
-        model = keras.saving.load_model(Path(run_dir) / "best.keras", compile=False)
+        model = keras.saving.load_model(Path(run_dir) / BEST_MODEL, compile=False)
         train = config["train"]
         name = train["cell"] + (f" ({train['activation']})" if train["cell"] == "simple_rnn" else "")
         name += f", {train['recurrent_init']} init" if train.get("recurrent_init", "orthogonal") != "orthogonal" else ""

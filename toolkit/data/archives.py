@@ -12,14 +12,6 @@ from toolkit.atomic import atomic_path
 _CHUNK = 1 << 20
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url, dest, sha256=None, timeout=60):
     """Downloads `url` to `dest` unless it is there already; checks its sha256 if given.
 

@@ -30,7 +30,6 @@ FLICKR8K_URLS = {
 }
 FLICKR8K_SPLITS = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
                    "test": "Flickr_8k.testImages.txt"}
-SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass

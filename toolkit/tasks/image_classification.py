@@ -24,7 +24,6 @@ COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
 SHIPPED_MODEL = "cifar10_resnet"
 ENSEMBLES = False
 DATASETS = ("cifar10", "fashion_mnist", "folder")
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44",
                  "plain56", "plain110", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "lenet5",
                  "alexnet", "vgg11", "vgg13", "vgg16", "vgg19")
