@@ -1,11 +1,11 @@
 """`toolkit caption`: a sentence describing each image in files, globs, or paths read from standard input."""
 
-import json
 import sys
 
 import click
 
 from cli import options
+from cli.output import echo_answer
 from cli.classify import decoded_chunks, expand
 
 
@@ -30,12 +30,10 @@ def caption(files, model_path, beam_size, length_penalty, as_json):
 
     captioner = Captioner(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
-    for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), captioner.decode, failed):
+    for names, pixels in decoded_chunks(expand(files, sys.stdin), captioner.decode, failed):
         results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
         for name, result in zip(names, results):
-            if as_json:
-                click.echo(json.dumps({"file": name, **result}, ensure_ascii=False))
-            else:
-                click.echo(f"{name}\t{result['caption']}")
+            if not echo_answer({"file": name, **result}, f"{name}\t{result['caption']}", as_json):
+                failed.append(name)
     if failed:
         sys.exit(1)

@@ -1,13 +1,14 @@
 """`toolkit classify`: the class of images in files, globs, or paths read from standard input."""
 
 import glob
-import json
+import itertools
 import os
 import sys
 
 import click
 
 from cli import options
+from cli.output import echo_answer
 from toolkit.errors import ToolkitError
 
 MAX_IMAGE_BYTES = 50_000_000
@@ -29,7 +30,8 @@ def expand(patterns, stdin):
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("cifar10_resnet")
-@click.option("--top-k", default=1, show_default=True, help="Also list the K most probable classes.")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Also list the K most probable classes (at most the model's top list, 5 for the shipped one).")
 @options.json_output
 def classify(files, model_path, top_k, as_json):
     """Classify the images in FILES (JPEG, PNG, GIF, BMP; globs allowed; `-` reads paths from stdin).
@@ -41,20 +43,21 @@ def classify(files, model_path, top_k, as_json):
     from toolkit.serving import models_dir
     from toolkit.tasks.image_classification import SHIPPED_MODEL, ImageClassifier
 
-    if top_k < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--top-k")
     classifier = ImageClassifier(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
-    for names, pixels in decoded_chunks(list(expand(files, sys.stdin)), classifier.decode, failed):
+    warned = False
+    for names, pixels in decoded_chunks(expand(files, sys.stdin), classifier.decode, failed):
         for name, result in zip(names, classifier.predict_pixels(pixels)):
+            if top_k > len(result["top_k"]) and not warned:
+                click.echo(f"Note: the model ranks its top {len(result['top_k'])} classes; --top-k {top_k} shows those",
+                           err=True)
+                warned = True
             result["top_k"] = result["top_k"][:top_k]
-            if as_json:
-                click.echo(json.dumps({"file": name, **result}))
-                continue
             line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
             if top_k > 1:
                 line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
-            click.echo(line)
+            if not echo_answer({"file": name, **result}, line, as_json):
+                failed.append(name)
     if failed:
         sys.exit(1)
 
@@ -67,9 +70,10 @@ def decoded_chunks(paths, decode, failed):
     """
     from toolkit.user_files import read_bytes
 
-    for start in range(0, len(paths), CHUNK):
+    paths = iter(paths)
+    while chunk := list(itertools.islice(paths, CHUNK)):
         names, pixels = [], []
-        for path in paths[start:start + CHUNK]:
+        for path in chunk:
             try:
                 pixels.append(decode(read_bytes(path, MAX_IMAGE_BYTES), path))
                 names.append(path)

@@ -1,10 +1,9 @@
 """`toolkit diagnose gradients`: how far back through time a recurrent model's gradient reaches."""
 
-import json
-
 import click
 
 from cli import options
+from cli.output import echo_report
 
 
 @click.group()
@@ -47,7 +46,7 @@ def gradients(cells, activation, recurrent_init, run_dirs, length, reviews, unit
                                   run_dirs, data_dir, seed, recurrent_init)
     diagnostics.plot(report, plot_path)
     if as_json:
-        click.echo(json.dumps(report))
+        echo_report(report)
     else:
         click.echo(diagnostics.table(report))
         click.echo(f"Plot: {plot_path}")

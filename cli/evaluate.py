@@ -1,10 +1,9 @@
 """`toolkit evaluate FAMILY`: score an exported model on a test split."""
 
-import json
-
 import click
 
 from cli import options
+from cli.output import echo_report
 from toolkit.tasks import captioning, forecasting, image_classification, text_classification, translation
 
 
@@ -15,7 +14,7 @@ def evaluate_with(task, model_path, **kwargs):
 
     import_tensorflow()
     report = task.evaluate(model_path or models_dir() / task.SHIPPED_MODEL, **kwargs)
-    click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    echo_report(report)
 
 
 @click.group()
@@ -26,7 +25,7 @@ def evaluate():
 @evaluate.command("sentiment")
 @options.model_option(text_classification.SHIPPED_MODEL)
 @options.data_dir
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 def evaluate_sentiment(model_path, data_dir, batch_size):
     """Accuracy of a sentiment model on the IMDB test reviews (or your class folders' test/)."""
     evaluate_with(text_classification, model_path, data_dir=data_dir, batch_size=batch_size)
@@ -48,8 +47,8 @@ def evaluate_images(model_path, dataset, data_dir):
 @click.option("--split", default="test_2016_flickr", show_default=True, help="Multi30k split: val, test_2016_flickr, ...")
 @click.option("--pairs", type=click.Path(dir_okay=False), default=None, help="Score on this tab-separated pair file instead.")
 @click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
-@click.option("--length-penalty", type=float, default=None, help="Default: the model's.")
-@click.option("--batch-size", default=64, show_default=True)
+@options.length_penalty
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 def evaluate_translation(model_path, data_dir, split, pairs, beam_size, length_penalty, batch_size):
     """sacreBLEU BLEU and chrF of a translator on a Multi30k split (or your pair file)."""
     evaluate_with(translation, model_path, data_dir=data_dir, split=split, pairs=pairs, beam_size=beam_size,
@@ -73,7 +72,7 @@ def evaluate_forecast(model_path, csv, column, time_column):
 @click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
 @click.option("--examples", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG of the first images with generated and reference captions.")
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 def evaluate_captions(model_path, data_dir, split, beam_size, examples, batch_size):
     """BLEU-1..4 (sacreBLEU) and CIDEr-D of a captioner against every reference caption of a split."""
     evaluate_with(captioning, model_path, data_dir=data_dir, split=split, beam_size=beam_size, examples=examples,

@@ -1,6 +1,7 @@
 """Options shared by several commands, defined once; training options take their defaults from the task's config."""
 
 import dataclasses
+import math
 
 import click
 
@@ -24,8 +25,18 @@ def beam_size(what, shipped):
                         help=f"{what} kept while searching; 1 is greedy. Default: the model's ({shipped} for the shipped one).")
 
 
-length_penalty = click.option("--length-penalty", type=float, default=None,
-                              help="Hypotheses compete by log p / length**this. Default: the model's.")
+class FiniteFloat(click.FloatRange):
+    """A float in a range; NaN and infinities are refused (a plain FloatRange lets NaN through)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
+
+
+length_penalty = click.option("--length-penalty", type=FiniteFloat(min=0.0, max=10.0), default=None,
+                              help="Hypotheses compete by log p / length**this (0 to 10). Default: the model's.")
 
 RECURRENT_INIT_HELP = ("How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
                        "(early seq2seq work: a fresh SimpleRNN's gradient vanishes), identity (IRNN, for relu).")

@@ -1,19 +1,23 @@
 """`toolkit predict`: the sentiment of reviews in files or on standard input."""
 
-import json
+import itertools
 import sys
 
 import click
 
 from cli import options
+from cli.output import echo_answer
 from toolkit.errors import ToolkitError
+
+CHUNK = 1024  # reviews read and answered at a time: memory stays bounded for any number of files
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("sentiment")
 @options.json_output
-@click.option("--batch-size", default=64, show_default=True, help="Reviews per forward pass.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Reviews per forward pass.")
 def predict(files, model_path, as_json, batch_size):
     """Classify the reviews in FILES (one review per file; `-` reads standard input).
 
@@ -24,22 +28,25 @@ def predict(files, model_path, as_json, batch_size):
     from toolkit.tasks.text_classification import SHIPPED_MODEL, TextClassifier
     from toolkit.user_files import read_text
 
-    texts, names, failed = [], [], 0
-    for name in files:
-        try:
-            texts.append(read_text(name))
-            names.append(name)
-        except ToolkitError as e:
-            click.echo(f"Error: {e}", err=True)
-            failed += 1
-    if texts:
-        classifier = TextClassifier(model_path or models_dir() / SHIPPED_MODEL)
+    classifier, failed = None, False
+    files = iter(files)
+    while chunk := list(itertools.islice(files, CHUNK)):
+        names, texts = [], []
+        for name in chunk:
+            try:
+                texts.append(read_text(name))
+                names.append(name)
+            except ToolkitError as e:
+                click.echo(f"Error: {e}", err=True)
+                failed = True
+        if not texts:
+            continue
+        classifier = classifier or TextClassifier(model_path or models_dir() / SHIPPED_MODEL)
         for name, result in zip(names, classifier.predict(texts, batch_size=batch_size)):
-            if as_json:
-                click.echo(json.dumps({"file": name, **result}))
-            elif "value" in result:  # a regression model
-                click.echo(f"{name}\t{result['value']:.4f}")
+            if "value" in result:  # a regression model
+                line = f"{name}\t{result['value']:.4f}"
             else:
-                click.echo(f"{name}\t{result['label']}\t{result['probability']:.4f}")
+                line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
+            failed |= not echo_answer({"file": name, **result}, line, as_json)
     if failed:
         sys.exit(1)

@@ -1,12 +1,15 @@
 """`toolkit translate`: sentences from the command line, a file or standard input, translated."""
 
-import json
+import itertools
 import sys
 
 import click
 
 from cli import options
+from cli.output import echo_answer
 from toolkit.errors import ToolkitError
+
+CHUNK = 512  # lines read, translated and printed at a time: memory stays bounded for any number of lines
 
 
 @click.command()
@@ -17,9 +20,13 @@ from toolkit.errors import ToolkitError
 @options.beam_size("Hypotheses", 5)
 @options.length_penalty
 @options.json_output
-@click.option("--batch-size", default=64, show_default=True, help="Sentences per search.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sentences per search.")
 def translate(sentences, path, model_path, beam_size, length_penalty, as_json, batch_size):
     """Translate SENTENCES (or the lines of --file, or of standard input), one translation a line.
+
+    Lines are read, translated and printed a chunk at a time, in order. A line that cannot be
+    read as text gets an `Error:` line on stderr and an empty line on stdout (so output lines
+    still match input lines); the exit code is then 1.
 
     \b
       toolkit translate "A man in a blue shirt is riding a bike."
@@ -27,30 +34,33 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
     """
     from toolkit.serving import models_dir
     from toolkit.tasks.translation import LENGTH_CAP, SHIPPED_MODEL, Translator
-    from toolkit.user_files import read_text
+    from toolkit.user_files import read_lines
 
     if sentences and path:
         raise click.UsageError("give sentences or --file, not both")
-    if not sentences:
-        if path is None and sys.stdin.isatty():
-            raise click.UsageError("give sentences, --file FILE, or lines on standard input")
-        source = path or "-"
-        try:
-            text = read_text(source)
-        except ToolkitError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-        sentences = text.splitlines()
-    for number, sentence in enumerate(sentences, 1):
-        words = len(sentence.split())
-        if words >= LENGTH_CAP:
-            click.echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} tokens "
-                       "are translated (the model translates sentences, not documents)", err=True)
-    translator = Translator(model_path or models_dir() / SHIPPED_MODEL)
-    results = translator.translate(sentences, beam_size=beam_size, length_penalty=length_penalty,
-                                   batch_size=batch_size)
-    for sentence, result in zip(sentences, results):
-        if as_json:
-            click.echo(json.dumps({"source": sentence, **result}, ensure_ascii=False))
-        else:
-            click.echo(result["translation"])
+    if not sentences and path is None and sys.stdin.isatty():
+        raise click.UsageError("give sentences, --file FILE, or lines on standard input")
+    lines = enumerate(sentences, 1) if sentences else read_lines(path or "-")
+    translator, failed = None, False
+    # A file that is missing, empty or binary raises ToolkitError here: one `Error:` line, exit code 1.
+    while chunk := list(itertools.islice(lines, CHUNK)):
+        good = [(number, text) for number, text in chunk if not isinstance(text, ToolkitError)]
+        for number, text in good:
+            words = len(text.split())
+            if words >= LENGTH_CAP:
+                click.echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} "
+                           "tokens are translated (the model translates sentences, not documents)", err=True)
+        translator = translator or Translator(model_path or models_dir() / SHIPPED_MODEL)
+        results = iter(translator.translate([text for _, text in good], beam_size=beam_size,
+                                            length_penalty=length_penalty, batch_size=batch_size))
+        for number, text in chunk:
+            if isinstance(text, ToolkitError):
+                click.echo(f"Error: {text}", err=True)
+                failed = True
+                if not as_json:
+                    click.echo("")
+                continue
+            result = next(results)
+            failed |= not echo_answer({"source": text, **result}, result["translation"], as_json)
+    if failed:
+        sys.exit(1)

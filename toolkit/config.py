@@ -77,7 +77,7 @@ def positive(config, *names, optional=False):
 
 def at_least(config, name, low):
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:  # NaN fails too
         raise ValueError(f"{name} must be at least {low}. Received: {name}={value!r}")
 
 

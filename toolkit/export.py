@@ -11,7 +11,7 @@ import datetime
 from pathlib import Path
 
 import toolkit
-from toolkit.atomic import atomic_path, write_json
+from toolkit.atomic import atomic_path, folder_lock, remove_leftovers, write_json
 from toolkit.errors import ToolkitError
 from toolkit.serving import METADATA_PATH
 
@@ -34,16 +34,20 @@ def next_version(to, name):
 def write_saved_model(archive, to, name, version, metadata):
     """Writes `archive` to `TO/NAME/VERSION` through a temporary folder renamed into place.
 
-    An existing version is never overwritten: TF Serving may be serving it right now.
+    An existing version is never overwritten: TF Serving may be serving it right now. Exports
+    to one model folder take turns (a lock in it, which TF Serving ignores like any name that
+    (a lock on the folder), so of two racing exports the second is refused in one line; what
+    killed exports left behind is removed first.
     """
     target = version_dir(to, name, version)
-    if target.exists():
-        raise ToolkitError(f"{target} already exists and is never overwritten; "
-                           f"export as --version {next_version(to, name)}")
     metadata = {**metadata, "name": name, "version": version, "toolkit_version": toolkit.__version__,
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    with atomic_path(target) as tmp:
-        archive.write_out(str(tmp), verbose=False)
-        write_json(tmp / METADATA_PATH, metadata)
+    with folder_lock(target.parent, f"another export to {target.parent} is running; wait for it, then export again"):
+        remove_leftovers(target.parent)
+        if target.exists():
+            raise ToolkitError(f"{target} already exists and is never overwritten; "
+                               f"export as --version {next_version(to, name)}")
+        with atomic_path(target) as tmp:
+            archive.write_out(str(tmp), verbose=False)
+            write_json(tmp / METADATA_PATH, metadata)
     return target
-

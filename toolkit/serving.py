@@ -6,6 +6,7 @@ model's kind.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -37,14 +38,17 @@ def resolve_model_dir(path):
 
 
 def read_metadata(model_dir):
-    """The toolkit metadata of an exported model, or None for a SavedModel we did not write."""
+    """The toolkit metadata of an exported model (a JSON object with its kind), or None for a SavedModel we did not write."""
     path = Path(model_dir) / METADATA_PATH
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ToolkitError(f"broken model metadata {path}: {e}") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("kind"), str):
+        raise ToolkitError(f"broken model metadata {path}: not a JSON object with a \"kind\"")
+    return metadata
 
 
 def model_kind(path):
@@ -83,14 +87,50 @@ def load_saved_model(path, kind, op_libraries=()):
 class Predictor:
     """An exported model of one kind: its signatures, metadata and folder.
 
-    Subclasses (one per task) set `kind`, and `op_libraries` where their graph needs custom ops.
+    Subclasses (one per task) set `kind`; `signature_names`, the signatures they call;
+    `metadata_fields`, what they read from the metadata and its check (e.g. `strings`);
+    `op_libraries`, modules that register the custom ops their graph uses. Metadata and
+    graph are checked against these before use, so a damaged model is one clear line.
     """
 
     kind = None
     op_libraries = ()
+    signature_names = ("serving_default",)
+    metadata_fields = {}
 
     def __init__(self, path):
         self.signatures, self.metadata, self.model_dir = load_saved_model(path, self.kind, self.op_libraries)
+        for name, check in self.metadata_fields.items():
+            if name not in self.metadata or not check(self.metadata[name]):
+                raise ToolkitError(f"broken model metadata in {self.model_dir}: {name!r} is missing or not "
+                                   f"{check.__doc__} (a {self.kind} model needs it)")
+        missing = [name for name in self.signature_names if name not in self.signatures]
+        if missing:
+            raise ToolkitError(f"{self.model_dir} has no {missing[0]!r} signature, which a {self.kind} model has: "
+                               "its graph and its metadata do not belong together")
+
+
+# Checks of metadata values; each docstring says what it accepts, for the error line.
+
+def strings(value):
+    """a list of strings"""
+    return isinstance(value, list) and len(value) > 0 and all(isinstance(v, str) for v in value)
+
+
+def positive_integer(value):
+    """a positive integer"""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def number(value):
+    """a finite number"""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def image_shape(value):
+    """[height, width, channels] with 1 or 3 channels"""
+    return (isinstance(value, list) and len(value) == 3 and all(positive_integer(v) for v in value)
+            and value[2] in (1, 3))
 
 
 def in_length_order(items, batch_size):

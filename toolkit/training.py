@@ -2,11 +2,11 @@
 
 Every task's `train()` has the same shape, written once here as `Run`:
 
-    run = Run(run_dir, KIND, config)       # checks every setting (and a resumed run's), seeds; writes nothing
-    ...                                    # the task's own part: data, vocabulary, model
-    run.write_config(class_names=...)      # config.json
-    model, results = run.fit(model, train_batches, validation_batches)
-    return run.finish(results)             # scores added by the task, then metrics.json
+    with Run(run_dir, KIND, config) as run:    # checks every setting (and a resumed run's), seeds, locks
+        ...                                    # the task's own part: data, vocabulary, model
+        run.write_config(class_names=...)      # config.json (a resumed run's data must be the same)
+        model, results = run.fit(model, train_batches, validation_batches)
+        return run.finish(results)             # scores added by the task, then metrics.json
 
 A run folder holds everything about one training run:
 
@@ -24,6 +24,7 @@ again resumes after the last finished epoch.
 
 import csv
 import io
+import json
 import math
 import sys
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import keras
 
-from toolkit.atomic import atomic_path, read_json, write_json, write_text
+from toolkit.atomic import atomic_path, folder_lock, read_json, remove_leftovers, write_json, write_text
 from toolkit.config import OPTIMIZERS, SCHEDULES
 from toolkit.errors import ToolkitError
 
@@ -47,19 +48,47 @@ class Run:
     `config` is the task's `TrainConfig` (a `toolkit.config.RunConfig`). Creating a `Run`
     validates every setting and, for a folder that already holds a run, refuses other
     settings (only the stopping rules may change: `config.RESUMABLE`), then seeds every
-    random generator. Nothing is written until `write_config`.
+    random generator. Nothing is written until `write_config`. Used as a context manager,
+    it owns the folder while it trains: a second training into it fails at once, and what
+    killed writes left behind is removed.
     """
+
+    # Facts about the data that may differ when a run resumes: where it trained, not what it learnt from.
+    VOLATILE_FACTS = ("backend", "command")
 
     def __init__(self, run_dir, kind, config):
         config.validate()
         self.run_dir, self.kind, self.config = Path(run_dir), kind, config
+        self.previous = check_run_folder(self.run_dir)
         check_same_settings(self.run_dir, config.settings(), may_change=config.RESUMABLE,
                             defaults=type(config)().settings(), renamed=config.RENAMED)
         keras.utils.set_random_seed(config.seed)
+        self._lock = None
+
+    def __enter__(self):
+        self._lock = folder_lock(self.run_dir, f"{self.run_dir} is being trained by another process right now; "
+                                               "wait for it, or use another --out folder")
+        self._lock.__enter__()
+        for folder in (self.run_dir, self.run_dir / "checkpoint"):
+            remove_leftovers(folder)
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.__exit__(*exc)
+        self._lock = None
 
     def write_config(self, **facts):
-        """`config.json`: the kind, what the task knows about its data (`facts`), the settings, the command."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """`config.json`: the kind, what the task knows about its data (`facts`), the settings, the command.
+
+        A resumed run whose data differ (other class names, another fingerprint, ...) is refused,
+        naming what changed: its checkpoint answers another question.
+        """
+        if self.previous is not None:
+            changed = [k for k, v in facts.items() if k in self.previous and k not in self.VOLATILE_FACTS
+                       and _jsonable(v) != self.previous[k]]
+            if changed:
+                raise ToolkitError(f"{self.run_dir} holds a run trained on other data ({_changes(changed, self.previous, facts)}); "
+                                   "use a new --out folder, or the same data to resume it")
         write_json(self.run_dir / CONFIG_FILE, {"kind": self.kind, **facts, "train": self.config.settings(),
                                                 "command": sys.argv})
 
@@ -92,6 +121,60 @@ class Run:
         """Writes `metrics.json` (the task has added its test scores) and returns `results`."""
         write_json(self.run_dir / METRICS_FILE, results)
         return results
+
+
+def check_run_folder(run_dir):
+    """The config of the run in `run_dir`, or None for a new run; refuses a folder that holds something else.
+
+    A new run goes into a folder that does not exist or is empty; anything else must be a run
+    folder (config.json), so that `--out` never overwrites a user's files.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ToolkitError(f"--out {run_dir} is a file, not a folder")
+    if (run_dir / CONFIG_FILE).is_file():
+        return read_run_config(run_dir)
+    if run_dir.is_dir() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
+        raise ToolkitError(f"{run_dir} is not empty and holds no training run (no {CONFIG_FILE}); "
+                           "give --out a new or empty folder")
+    return None
+
+
+def data_fingerprint(*parts):
+    """`{"examples", "sha256"}` of a run's training data: numpy arrays and sequences of strings or bytes.
+
+    Stored in config.json, it lets a resumed run notice that its data changed.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest, examples = hashlib.sha256(), None
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(f"{part.dtype}{part.shape}".encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+            count = len(part)
+        else:
+            for item in part:
+                item = item if isinstance(item, bytes) else str(item).encode("utf-8")
+                digest.update(len(item).to_bytes(8, "little") + item)
+            count = len(part)
+        examples = count if examples is None else examples
+    return {"examples": examples, "sha256": digest.hexdigest()}
+
+
+def _jsonable(value):
+    """`value` as it reads back from config.json (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _changes(keys, before, after):
+    def short(value):
+        text = json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return "; ".join(f"{k}: {short(before[k])} -> {short(_jsonable(after[k]))}" for k in keys)
 
 
 def learning_rate_schedule(learning_rate, schedule="constant", total_steps=None, warmup_steps=0):

@@ -19,7 +19,7 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.atomic import atomic_path
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, search_settings
+from toolkit.serving import Predictor, image_shape, number, positive_integer, search_settings
 
 KIND = "captioner"
 COMMAND = "captions"
@@ -168,51 +168,53 @@ def train(config, run_dir):
     from toolkit.models.captioner import build_captioner
     from toolkit.models.image_encoders import build_image_encoder, is_frozen
     from toolkit.preprocessing.sequences import WordTokenizer, caption_standardize, load_tokenizer
-    from toolkit.training import Run, compile_sequence_model
+    from toolkit.training import Run, compile_sequence_model, data_fingerprint
 
-    run = Run(run_dir, KIND, config)
-    splits = caption_data.load(config.data_dir, seed=config.seed)
+    with Run(run_dir, KIND, config) as run:
+        splits = caption_data.load(config.data_dir, seed=config.seed)
+        train = splits["train"]
+        run.write_config(images={s: len(c) for s, c in splits.items()},
+                         data=data_fingerprint(train.names, ["\n".join(c) for c in train.captions]))
 
-    if (run.run_dir / "caption_tokenizer.json").exists():
-        tokenizer = load_tokenizer(run.run_dir, "caption")
-    else:
-        texts = [c for captions in splits["train"].captions for c in captions]
-        texts = [t.decode("utf-8") for t in caption_standardize(texts).numpy()]
-        tokenizer = WordTokenizer.train(texts, config.vocabulary_size, min_count=config.min_count)
-        print(f"Vocabulary: {tokenizer.vocabulary_size} words from {len(texts)} training captions "
-              f"(seen at least {config.min_count} times).", file=sys.stderr)
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(run.run_dir, "caption")
-    run.write_config(images={s: len(c) for s, c in splits.items()})
+        if (run.run_dir / "caption_tokenizer.json").exists():
+            tokenizer = load_tokenizer(run.run_dir, "caption")
+        else:
+            texts = [c for captions in splits["train"].captions for c in captions]
+            texts = [t.decode("utf-8") for t in caption_standardize(texts).numpy()]
+            tokenizer = WordTokenizer.train(texts, config.vocabulary_size, min_count=config.min_count)
+            print(f"Vocabulary: {tokenizer.vocabulary_size} words from {len(texts)} training captions "
+                  f"(seen at least {config.min_count} times).", file=sys.stderr)
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            tokenizer.save(run.run_dir, "caption")
 
-    frozen = is_frozen(config.encoder)
-    encoder = build_image_encoder(config.encoder, config.image_size, efficientnet_weights=config.encoder_weights)
-    if frozen:
-        encoder.trainable = False
-        if not (run.run_dir / ENCODER_WEIGHTS).exists():
-            with atomic_path(run.run_dir / ENCODER_WEIGHTS, suffix=".weights.h5") as tmp:
-                encoder.save_weights(tmp)
-    tables = {split: image_table(config, split, captioned, encoder if frozen else None)
-              for split, captioned in splits.items()}
+        frozen = is_frozen(config.encoder)
+        encoder = build_image_encoder(config.encoder, config.image_size, efficientnet_weights=config.encoder_weights)
+        if frozen:
+            encoder.trainable = False
+            if not (run.run_dir / ENCODER_WEIGHTS).exists():
+                with atomic_path(run.run_dir / ENCODER_WEIGHTS, suffix=".weights.h5") as tmp:
+                    encoder.save_weights(tmp)
+        tables = {split: image_table(config, split, captioned, encoder if frozen else None)
+                  for split, captioned in splits.items()}
 
-    train_batches = make_batches(tables["train"], splits["train"], tokenizer, config.batch_size, training=True,
-                                 max_length=config.max_length, seed=config.seed)
-    validation_batches = make_batches(tables["validation"], splits["validation"], tokenizer, config.batch_size)
-    if frozen:
-        model = build_captioner(tokenizer.vocabulary_size, feature_shape=tables["train"].shape[1:],
-                                **config.model_settings())
-    else:
-        model = build_captioner(tokenizer.vocabulary_size, encoder=encoder, **config.model_settings())
-    compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
-    model, results = run.fit(model, train_batches, validation_batches)
-    results["vocabulary_size"] = tokenizer.vocabulary_size
-    graph = CaptionGraph(model, tokenizer)
-    for split in ("validation", "test"):
-        results[split] = {}
-        for beam_size in sorted({1, config.beam_size}):
-            results[split][f"beam_{beam_size}"] = score(graph, tables[split], splits[split].captions,
-                                                        beam_size=beam_size, length_penalty=config.length_penalty)
-    return run.finish(results)
+        train_batches = make_batches(tables["train"], splits["train"], tokenizer, config.batch_size, training=True,
+                                     max_length=config.max_length, seed=config.seed)
+        validation_batches = make_batches(tables["validation"], splits["validation"], tokenizer, config.batch_size)
+        if frozen:
+            model = build_captioner(tokenizer.vocabulary_size, feature_shape=tables["train"].shape[1:],
+                                    **config.model_settings())
+        else:
+            model = build_captioner(tokenizer.vocabulary_size, encoder=encoder, **config.model_settings())
+        compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
+        model, results = run.fit(model, train_batches, validation_batches)
+        results["vocabulary_size"] = tokenizer.vocabulary_size
+        graph = CaptionGraph(model, tokenizer)
+        for split in ("validation", "test"):
+            results[split] = {}
+            for beam_size in sorted({1, config.beam_size}):
+                results[split][f"beam_{beam_size}"] = score(graph, tables[split], splits[split].captions,
+                                                            beam_size=beam_size, length_penalty=config.length_penalty)
+        return run.finish(results)
 
 
 # === Captioning as TensorFlow ops ===
@@ -419,6 +421,8 @@ class Captioner(Predictor):
     """An exported captioner: images in, `{"caption", "score"}` out."""
 
     kind = KIND
+    signature_names = ("serving_default", "caption", "caption_pixels")
+    metadata_fields = {"image_shape": image_shape, "beam_size": positive_integer, "length_penalty": number}
 
     def __init__(self, path):
         super().__init__(path)

@@ -19,7 +19,7 @@ import numpy as np
 
 from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor
+from toolkit.serving import Predictor, number, positive_integer
 
 KIND = "forecaster"
 COMMAND = "forecast"
@@ -140,37 +140,37 @@ def train(config, run_dir):
     from toolkit.data.pipelines import array_batches
     from toolkit.losses import GaussianNLL, mean_absolute_error_of_mean
     from toolkit.models.forecaster import build_forecaster, scale_targets, scale_windows
-    from toolkit.training import Run
+    from toolkit.training import Run, data_fingerprint
 
-    run = Run(run_dir, KIND, config)
-    data = load_series(config)
-    season = config.season or series_lib.season_length(data.step)
-    train_w, validation_w, test_w = split_windows(data.values, config)
-    changes = train_w.targets - train_w.inputs[:, -1:]
-    scale = float(changes.std()) or 1.0
-    run.write_config(series=data.name, source=config.csv or "statsmodels.datasets.co2",
-                     step_seconds=float(data.step / np.timedelta64(1, "s")), season=season, scale=scale,
-                     values=len(data), filled=data.filled)
+    with Run(run_dir, KIND, config) as run:
+        data = load_series(config)
+        season = config.season or series_lib.season_length(data.step)
+        train_w, validation_w, test_w = split_windows(data.values, config)
+        changes = train_w.targets - train_w.inputs[:, -1:]
+        scale = float(changes.std()) or 1.0
+        run.write_config(series=data.name, source=config.csv or "statsmodels.datasets.co2",
+                         step_seconds=float(data.step / np.timedelta64(1, "s")), season=season, scale=scale,
+                         values=len(data), filled=data.filled, data=data_fingerprint(data.values))
 
-    gaussian = config.loss == "gaussian"
-    model = build_forecaster(config.window, config.horizon, cell=config.cell, units=config.units,
-                             num_layers=config.num_layers, bidirectional=config.bidirectional,
-                             activation=config.activation, dropout=config.dropout, l2=config.l2, gaussian=gaussian)
-    model.compile(optimizer=run.optimizer(), loss=GaussianNLL() if gaussian else "mse",
-                  metrics=[mean_absolute_error_of_mean if gaussian else "mae"])
+        gaussian = config.loss == "gaussian"
+        model = build_forecaster(config.window, config.horizon, cell=config.cell, units=config.units,
+                                 num_layers=config.num_layers, bidirectional=config.bidirectional,
+                                 activation=config.activation, dropout=config.dropout, l2=config.l2, gaussian=gaussian)
+        model.compile(optimizer=run.optimizer(), loss=GaussianNLL() if gaussian else "mse",
+                      metrics=[mean_absolute_error_of_mean if gaussian else "mae"])
 
-    def batches(windows, shuffle):
-        return array_batches(scale_windows(windows.inputs, scale).astype("float32"),
-                             scale_targets(windows.inputs, windows.targets, scale).astype("float32"),
-                             config.batch_size, shuffle=shuffle, seed=config.seed)
+        def batches(windows, shuffle):
+            return array_batches(scale_windows(windows.inputs, scale).astype("float32"),
+                                 scale_targets(windows.inputs, windows.targets, scale).astype("float32"),
+                                 config.batch_size, shuffle=shuffle, seed=config.seed)
 
-    model, results = run.fit(model, batches(train_w, True), batches(validation_w, False), summary=False)
-    results.update(windows={"train": len(train_w.ends), "validation": len(validation_w.ends), "test": len(test_w.ends)},
-                   season=season, filled_values=data.filled)
-    for name, windows in (("validation", validation_w), ("test", test_w)):
-        mean, stddev = predict_windows(model, windows.inputs, scale, gaussian)
-        results[name] = score(mean, stddev, windows, data.values, season)
-    return run.finish(results)
+        model, results = run.fit(model, batches(train_w, True), batches(validation_w, False), summary=False)
+        results.update(windows={"train": len(train_w.ends), "validation": len(validation_w.ends), "test": len(test_w.ends)},
+                       season=season, filled_values=data.filled)
+        for name, windows in (("validation", validation_w), ("test", test_w)):
+            mean, stddev = predict_windows(model, windows.inputs, scale, gaussian)
+            results[name] = score(mean, stddev, windows, data.values, season)
+        return run.finish(results)
 
 
 def score(mean, stddev, windows, values, season):
@@ -257,6 +257,8 @@ class Forecaster(Predictor):
     """An exported forecaster: raw windows in, forecasts (and standard deviations) in the series' units out."""
 
     kind = KIND
+    metadata_fields = {"window": positive_integer, "horizon": positive_integer, "step_seconds": number,
+                       "season": positive_integer}
 
     def __init__(self, path):
         super().__init__(path)

@@ -17,7 +17,7 @@ import numpy as np
 
 from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor
+from toolkit.serving import Predictor, image_shape, strings
 
 KIND = "image_classifier"
 COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
@@ -110,41 +110,42 @@ def train(config, run_dir):
 
     from toolkit.data.pipelines import array_batches
     from toolkit.preprocessing.image import augmentation
-    from toolkit.training import Run
+    from toolkit.training import Run, data_fingerprint
 
-    run = Run(run_dir, KIND, config)
-    splits = load_splits(config)
-    classes = len(splits.class_names)
-    pixels = splits.train[0].reshape(-1, splits.image_shape[-1]) / 255.0
-    mean, variance = pixels.mean(axis=0).tolist(), pixels.var(axis=0).tolist()
-    run.write_config(class_names=list(splits.class_names), image_shape=list(splits.image_shape), pixel_mean=mean,
-                     pixel_variance=variance, backend=keras.backend.backend())
+    with Run(run_dir, KIND, config) as run:
+        splits = load_splits(config)
+        classes = len(splits.class_names)
+        pixels = splits.train[0].reshape(-1, splits.image_shape[-1]) / 255.0
+        mean, variance = pixels.mean(axis=0).tolist(), pixels.var(axis=0).tolist()
+        run.write_config(class_names=list(splits.class_names), image_shape=list(splits.image_shape), pixel_mean=mean,
+                         pixel_variance=variance, backend=keras.backend.backend(),
+                         data=data_fingerprint(*splits.train, splits.validation[1]))
 
-    def targets(labels):
-        return np.eye(classes, dtype="float32")[labels]
+        def targets(labels):
+            return np.eye(classes, dtype="float32")[labels]
 
-    augment = augmentation(splits.image_shape, translate=config.translate, flip=config.flip, erase=config.erase,
-                           seed=config.seed)
-    train_batches = array_batches(splits.train[0], targets(splits.train[1]), config.batch_size, augment=augment,
-                                  shuffle=True, seed=config.seed)
-    validation_batches = array_batches(splits.validation[0], targets(splits.validation[1]), 256)
+        augment = augmentation(splits.image_shape, translate=config.translate, flip=config.flip, erase=config.erase,
+                               seed=config.seed)
+        train_batches = array_batches(splits.train[0], targets(splits.train[1]), config.batch_size, augment=augment,
+                                      shuffle=True, seed=config.seed)
+        validation_batches = array_batches(splits.validation[0], targets(splits.validation[1]), 256)
 
-    model = build_model(config, classes, splits.image_shape, mean, variance)
-    optimizer = run.optimizer(steps_per_epoch=math.ceil(len(splits.train[0]) / config.batch_size),
-                              warmup_epochs=config.warmup_epochs, momentum=config.momentum,
-                              nesterov=config.nesterov)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    print(f"{model.name}: {model.count_params():,} parameters; {len(splits.train[0])} train, "
-          f"{len(splits.validation[0])} validation images {splits.image_shape}", file=sys.stderr)
+        model = build_model(config, classes, splits.image_shape, mean, variance)
+        optimizer = run.optimizer(steps_per_epoch=math.ceil(len(splits.train[0]) / config.batch_size),
+                                  warmup_epochs=config.warmup_epochs, momentum=config.momentum,
+                                  nesterov=config.nesterov)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        print(f"{model.name}: {model.count_params():,} parameters; {len(splits.train[0])} train, "
+              f"{len(splits.validation[0])} validation images {splits.image_shape}", file=sys.stderr)
 
-    model, results = run.fit(model, train_batches, validation_batches, summary=False)
-    results = {"arch": config.arch, "class_names": list(splits.class_names), **results,
-               "backend": keras.backend.backend()}
-    if splits.test is not None:
-        results.update(score_arrays(model, splits.test[0], splits.test[1]))
-    return run.finish(results)
+        model, results = run.fit(model, train_batches, validation_batches, summary=False)
+        results = {"arch": config.arch, "class_names": list(splits.class_names), **results,
+                   "backend": keras.backend.backend()}
+        if splits.test is not None:
+            results.update(score_arrays(model, splits.test[0], splits.test[1]))
+        return run.finish(results)
 
 
 def score_arrays(model, images, labels, batch_size=500):
@@ -246,6 +247,8 @@ class ImageClassifier(Predictor):
     """An exported image classifier: images in, labels and top-k out."""
 
     kind = KIND
+    signature_names = ("serving_default", "predict_pixels")
+    metadata_fields = {"class_names": strings, "image_shape": image_shape}
 
     def __init__(self, path):
         super().__init__(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from toolkit import config as settings
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, in_length_order, plain
+from toolkit.serving import Predictor, in_length_order, plain, strings
 
 KIND = "text_classifier"
 COMMAND = "sentiment"  # `toolkit train sentiment`, `toolkit evaluate sentiment`
@@ -80,6 +80,16 @@ def load_splits(config):
                                           seed=config.seed)
 
 
+def fingerprint(config, class_names):
+    """The training files (name and size of each, per class): what a resumed run must find again."""
+    from toolkit.data import imdb
+    from toolkit.training import data_fingerprint
+
+    train = Path(imdb.find_root(config.data_dir)) / "train"
+    return data_fingerprint(sorted(f"{name}/{p.name}:{p.stat().st_size}"
+                                   for name in class_names for p in (train / name).glob("*.txt")))
+
+
 def _task(config, class_names):
     if config.regression:
         return "regression"
@@ -123,44 +133,44 @@ def train(config, run_dir):
     from toolkit.preprocessing.text import TextPreprocessor
     from toolkit.training import Run
 
-    run = Run(run_dir, KIND, config)
-    splits = load_splits(config)
-    task = _task(config, splits.class_names)
-    target = _targets(task, splits.class_names)
+    with Run(run_dir, KIND, config) as run:
+        splits = load_splits(config)
+        task = _task(config, splits.class_names)
+        target = _targets(task, splits.class_names)
+        run.write_config(task=task, class_names=list(splits.class_names), data=fingerprint(config, splits.class_names))
 
-    if (run.run_dir / TextPreprocessor.CONFIG_FILE).exists():
-        preprocessor = TextPreprocessor.load(run.run_dir)
-    else:
-        print("Building the vocabulary from the training split...", file=sys.stderr)
-        preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
-        preprocessor.adapt(splits.train.map(lambda text, label: text))
-        preprocessor.save(run.run_dir)
-    run.write_config(task=task, class_names=list(splits.class_names))
+        if (run.run_dir / TextPreprocessor.CONFIG_FILE).exists():
+            preprocessor = TextPreprocessor.load(run.run_dir)
+        else:
+            print("Building the vocabulary from the training split...", file=sys.stderr)
+            preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
+            preprocessor.adapt(splits.train.map(lambda text, label: text))
+            preprocessor.save(run.run_dir)
 
-    def batches(dataset, training):
-        dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
-                              num_parallel_calls=tf.data.AUTOTUNE).cache()
-        if training and config.word_dropout:
-            dataset = dataset.map(lambda ids, y: (drop_words(ids, config.word_dropout), y),
-                                  num_parallel_calls=tf.data.AUTOTUNE)
-        return bucketed_batches(dataset, config.batch_size, shuffle=training, seed=config.seed)
+        def batches(dataset, training):
+            dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
+                                  num_parallel_calls=tf.data.AUTOTUNE).cache()
+            if training and config.word_dropout:
+                dataset = dataset.map(lambda ids, y: (drop_words(ids, config.word_dropout), y),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
+            return bucketed_batches(dataset, config.batch_size, shuffle=training, seed=config.seed)
 
-    train_batches, validation_batches = batches(splits.train, True), batches(splits.validation, False)
-    model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
-                                  **config.model_settings())
-    loss, metrics = loss_and_metrics(task)
-    model.compile(optimizer=run.optimizer(train=train_batches), loss=loss, metrics=metrics)
-    mode = "min" if config.monitor.endswith("loss") else "max"
-    model, results = run.fit(model, train_batches, validation_batches, monitor=config.monitor, mode=mode)
+        train_batches, validation_batches = batches(splits.train, True), batches(splits.validation, False)
+        model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
+                                      **config.model_settings())
+        loss, metrics = loss_and_metrics(task)
+        model.compile(optimizer=run.optimizer(train=train_batches), loss=loss, metrics=metrics)
+        mode = "min" if config.monitor.endswith("loss") else "max"
+        model, results = run.fit(model, train_batches, validation_batches, monitor=config.monitor, mode=mode)
 
-    results = {"task": task, "class_names": list(splits.class_names), **results}
-    if splits.test is not None:
-        start = time.monotonic()
-        scores = model.evaluate(batches(splits.test, False), return_dict=True, verbose=0)
-        results["test"] = {k: float(v) for k, v in scores.items()}
-        results["test_examples"] = int(splits.test.cardinality())
-        results["test_seconds"] = round(time.monotonic() - start, 1)
-    return run.finish(results)
+        results = {"task": task, "class_names": list(splits.class_names), **results}
+        if splits.test is not None:
+            start = time.monotonic()
+            scores = model.evaluate(batches(splits.test, False), return_dict=True, verbose=0)
+            results["test"] = {k: float(v) for k, v in scores.items()}
+            results["test_examples"] = int(splits.test.cardinality())
+            results["test_seconds"] = round(time.monotonic() - start, 1)
+        return run.finish(results)
 
 
 def text_classifier_archive(members, class_names, task):
@@ -260,6 +270,7 @@ class TextClassifier(Predictor):
     """An exported text classifier: strings in, `{"label", "probability"}` (or `{"value"}`) out."""
 
     kind = KIND
+    metadata_fields = {"class_names": strings}
 
     def __init__(self, path):
         super().__init__(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.data.parallel_text import MULTI30K_LANGUAGES
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, in_length_order, search_settings
+from toolkit.serving import Predictor, in_length_order, number, positive_integer, search_settings
 
 KIND = "translator"
 COMMAND = "translation"
@@ -121,34 +121,35 @@ def train(config, run_dir):
     """Trains a translator in `run_dir` (resuming it if interrupted) and scores it on the test split."""
     from toolkit.models.translator import build_translator
     from toolkit.preprocessing.sequences import load_tokenizer, make_tokenizer
-    from toolkit.training import Run, compile_sequence_model
+    from toolkit.training import Run, compile_sequence_model, data_fingerprint
 
-    run = Run(run_dir, KIND, config)
-    train_pairs, validation_pairs, test_pairs = load_splits(config)
+    with Run(run_dir, KIND, config) as run:
+        train_pairs, validation_pairs, test_pairs = load_splits(config)
+        run.write_config(source_language=_language(config, "source"), target_language=_language(config, "target"),
+                         data=data_fingerprint(train_pairs.source, train_pairs.target))
 
-    if (run.run_dir / "target_tokenizer.json").exists():
-        source_tokenizer, target_tokenizer = load_tokenizer(run.run_dir, "source"), load_tokenizer(run.run_dir, "target")
-    else:
-        print(f"Building {config.tokenizer} vocabularies from {len(train_pairs)} training pairs...", file=sys.stderr)
-        source_tokenizer = make_tokenizer(config.tokenizer, train_pairs.source, config.vocabulary_size)
-        target_tokenizer = make_tokenizer(config.tokenizer, train_pairs.target, config.vocabulary_size)
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        source_tokenizer.save(run.run_dir, "source")
-        target_tokenizer.save(run.run_dir, "target")
-    run.write_config(source_language=_language(config, "source"), target_language=_language(config, "target"))
+        if (run.run_dir / "target_tokenizer.json").exists():
+            source_tokenizer, target_tokenizer = load_tokenizer(run.run_dir, "source"), load_tokenizer(run.run_dir, "target")
+        else:
+            print(f"Building {config.tokenizer} vocabularies from {len(train_pairs)} training pairs...", file=sys.stderr)
+            source_tokenizer = make_tokenizer(config.tokenizer, train_pairs.source, config.vocabulary_size)
+            target_tokenizer = make_tokenizer(config.tokenizer, train_pairs.target, config.vocabulary_size)
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            source_tokenizer.save(run.run_dir, "source")
+            target_tokenizer.save(run.run_dir, "target")
 
-    train_batches = make_batches(train_pairs, source_tokenizer, target_tokenizer, config.batch_size, training=True,
-                                 max_length=config.max_length, seed=config.seed)
-    validation_batches = make_batches(validation_pairs, source_tokenizer, target_tokenizer, config.batch_size)
-    model = build_translator(source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size,
-                             **config.model_settings())
-    compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
-    model, results = run.fit(model, train_batches, validation_batches)
-    translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
-    for name, pairs in (("validation", validation_pairs), ("test", test_pairs)):
-        if pairs is not None:
-            results[name] = score(translator, pairs, beam_size=config.beam_size, length_penalty=config.length_penalty)
-    return run.finish(results)
+        train_batches = make_batches(train_pairs, source_tokenizer, target_tokenizer, config.batch_size, training=True,
+                                     max_length=config.max_length, seed=config.seed)
+        validation_batches = make_batches(validation_pairs, source_tokenizer, target_tokenizer, config.batch_size)
+        model = build_translator(source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size,
+                                 **config.model_settings())
+        compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
+        model, results = run.fit(model, train_batches, validation_batches)
+        translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
+        for name, pairs in (("validation", validation_pairs), ("test", test_pairs)):
+            if pairs is not None:
+                results[name] = score(translator, pairs, beam_size=config.beam_size, length_penalty=config.length_penalty)
+        return run.finish(results)
 
 
 def _language(config, side):
@@ -343,6 +344,8 @@ class Translator(Predictor):
 
     kind = KIND
     op_libraries = ("tensorflow_text",)  # the SentencePiece ops of the tokenisers
+    signature_names = ("serving_default", "translate")
+    metadata_fields = {"beam_size": positive_integer, "length_penalty": number}
 
     def __init__(self, path):
         super().__init__(path)
