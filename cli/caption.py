@@ -5,8 +5,8 @@ import sys
 import click
 
 from cli import options
-from cli.output import echo_answer
 from cli.classify import decoded_chunks, expand
+from cli.output import echo_answer
 
 
 @click.command()

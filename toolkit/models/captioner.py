@@ -20,7 +20,6 @@ from keras import ops
 from toolkit.models.decoder import AttentionDecoder
 
 
-
 def build_captioner(vocabulary_size, *, feature_shape=None, encoder=None, cell="lstm", units=512, embedding_dim=256,
                     decoder_layers=1, attention="bahdanau", dropout=0.0):
     """The training model: `[features or pixels, caption_ids]` -> logits `[batch, T, vocabulary_size]`.

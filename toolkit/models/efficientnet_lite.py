@@ -127,8 +127,8 @@ def convert_checkpoint(checkpoint=None, out=None, verify=True):
     """
     import numpy as np
 
-    from toolkit.errors import ToolkitError
     from toolkit.atomic import atomic_path
+    from toolkit.errors import ToolkitError
 
     try:
         import torch  # noqa: F401

@@ -15,7 +15,6 @@ from toolkit.layers.recurrent import recurrent_layer
 from toolkit.models.decoder import AttentionDecoder
 
 
-
 def build_translator(source_vocabulary_size, target_vocabulary_size, *, cell="gru", units=256, embedding_dim=256,
                      encoder_layers=1, decoder_layers=1, bidirectional=True, attention="luong", dropout=0.0):
     """The training model: `[source_ids, target_ids]` -> logits `[batch, T, target_vocabulary_size]`."""

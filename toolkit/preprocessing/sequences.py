@@ -19,8 +19,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from toolkit.errors import ToolkitError
 from toolkit.atomic import atomic_path, read_json, write_json
+from toolkit.errors import ToolkitError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 RESERVED = ("<pad>", "<unk>", "<s>", "</s>")

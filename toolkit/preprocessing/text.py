@@ -6,8 +6,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from toolkit.errors import ToolkitError
 from toolkit.atomic import read_json, write_json, write_text
+from toolkit.errors import ToolkitError
 
 _PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation if c != "'") + "]"
 
