@@ -6,7 +6,7 @@ import click
 
 from cli import options
 from cli.classify import decoded_chunks, expand
-from cli.output import echo_answer
+from cli.output import Progress, echo_answer
 
 
 @click.command()
@@ -30,10 +30,13 @@ def caption(files, model_path, beam_size, length_penalty, as_json):
 
     captioner = Captioner(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
+    progress = Progress("images")
     for names, pixels in decoded_chunks(expand(files, sys.stdin), captioner.decode, failed):
         results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
         for name, result in zip(names, results):
             if not echo_answer({"file": name, **result}, f"{name}\t{result['caption']}", as_json):
                 failed.append(name)
+        progress.advance(len(names))
+    progress.close()
     if failed:
         sys.exit(1)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from cli import options
-from cli.output import echo_answer
+from cli.output import Progress, echo_answer
 from toolkit.errors import ToolkitError
 
 MAX_IMAGE_BYTES = 50_000_000
@@ -46,6 +46,7 @@ def classify(files, model_path, top_k, as_json):
     classifier = ImageClassifier(model_path or models_dir() / SHIPPED_MODEL)
     failed = []
     warned = False
+    progress = Progress("images")
     for names, pixels in decoded_chunks(expand(files, sys.stdin), classifier.decode, failed):
         for name, result in zip(names, classifier.predict_pixels(pixels)):
             if top_k > len(result["top_k"]) and not warned:
@@ -58,6 +59,8 @@ def classify(files, model_path, top_k, as_json):
                 line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
             if not echo_answer({"file": name, **result}, line, as_json):
                 failed.append(name)
+        progress.advance(len(names))
+    progress.close()
     if failed:
         sys.exit(1)
 

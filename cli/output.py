@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import click
 
@@ -24,3 +25,31 @@ def echo_answer(record, line, as_json):
 def echo_report(report):
     """A report (of `toolkit evaluate`, `toolkit diagnose`) as indented strict JSON."""
     click.echo(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False))
+
+
+class Progress:
+    """A count of answered inputs on stderr, redrawn at most twice a second, only when stderr is a terminal.
+
+    Pipes and files get nothing, so the output of scripts stays clean.
+    """
+
+    def __init__(self, what, stream=None):
+        import sys
+
+        self.what, self.stream = what, stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.count, self.start, self.shown = 0, time.monotonic(), 0.0
+
+    def advance(self, n=1):
+        self.count += n
+        now = time.monotonic()
+        if self.enabled and now - self.shown >= 0.5:
+            rate = self.count / max(now - self.start, 1e-9)
+            self.stream.write(f"\r{self.count:,} {self.what} ({rate:,.1f}/s)")
+            self.stream.flush()
+            self.shown = now
+
+    def close(self):
+        if self.enabled and self.shown:
+            self.stream.write("\r" + " " * 40 + "\r")
+            self.stream.flush()

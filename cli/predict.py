@@ -6,7 +6,7 @@ import sys
 import click
 
 from cli import options
-from cli.output import echo_answer
+from cli.output import Progress, echo_answer
 from toolkit.errors import ToolkitError
 
 CHUNK = 1024  # reviews read and answered at a time: memory stays bounded for any number of files
@@ -30,6 +30,7 @@ def predict(files, model_path, as_json, batch_size):
 
     classifier, failed = None, False
     files = iter(files)
+    progress = Progress("reviews")
     while chunk := list(itertools.islice(files, CHUNK)):
         names, texts = [], []
         for name in chunk:
@@ -48,5 +49,7 @@ def predict(files, model_path, as_json, batch_size):
             else:
                 line = f"{name}\t{result['label']}\t{result['probability']:.4f}"
             failed |= not echo_answer({"file": name, **result}, line, as_json)
+        progress.advance(len(chunk))
+    progress.close()
     if failed:
         sys.exit(1)

@@ -6,7 +6,7 @@ import sys
 import click
 
 from cli import options
-from cli.output import echo_answer
+from cli.output import Progress, echo_answer
 from toolkit.errors import ToolkitError
 
 CHUNK = 512  # lines read, translated and printed at a time: memory stays bounded for any number of lines
@@ -42,6 +42,7 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
         raise click.UsageError("give sentences, --file FILE, or lines on standard input")
     lines = enumerate(sentences, 1) if sentences else read_lines(path or "-")
     translator, failed = None, False
+    progress = Progress("lines")
     # A file that is missing, empty or binary raises ToolkitError here: one `Error:` line, exit code 1.
     while chunk := list(itertools.islice(lines, CHUNK)):
         good = [(number, text) for number, text in chunk if not isinstance(text, ToolkitError)]
@@ -62,5 +63,7 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
                 continue
             result = next(results)
             failed |= not echo_answer({"source": text, **result}, result["translation"], as_json)
+        progress.advance(len(chunk))
+    progress.close()
     if failed:
         sys.exit(1)

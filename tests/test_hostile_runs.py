@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
+from tests.helpers import one_error_line
 from toolkit.atomic import folder_lock
 from toolkit.errors import ToolkitError
 from toolkit.tasks.text_classification import train
@@ -16,14 +17,6 @@ from toolkit.tasks.text_classification import train
 @pytest.fixture
 def runner():
     return CliRunner()
-
-
-def one_error_line(result):
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 1, result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # === Run folders ===
@@ -175,3 +168,21 @@ def test_translate_streams_in_order_and_a_bad_line_sinks_only_itself(runner, tin
     plain = runner.invoke(toolkit, ["translate", "--file", str(path), "--model", str(tiny_translator)])
     assert plain.exit_code == 1 and len(plain.stdout.splitlines()) == 5  # a line out for every line in
     assert plain.stdout.splitlines()[2] == ""
+
+
+def test_progress_shows_on_a_terminal_only():
+    import io
+
+    from cli.output import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe, terminal = io.StringIO(), Terminal()
+    for stream in (pipe, terminal):
+        progress = Progress("images", stream)
+        progress.advance(3)
+        progress.close()
+    assert pipe.getvalue() == ""
+    assert "3 images" in terminal.getvalue() and terminal.getvalue().endswith("\r")
