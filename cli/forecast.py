@@ -1,10 +1,8 @@
 """`toolkit forecast`: the next values of a time series, from an exported forecaster."""
 
-import json
-
 import click
 
-from cli import options
+from cli import options, output
 
 
 @click.command()
@@ -43,13 +41,12 @@ def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
     if steps > metadata["horizon"]:
         click.echo(f"Note: steps after {metadata['horizon']} (the model's horizon) are forecast from forecasts",
                    err=True)
-    for row in rows:
-        if as_json:
-            click.echo(json.dumps(row))
-        elif "lower_95" in row:
-            click.echo(f"{row['time']}\t{row['forecast']:.4f}\t[{row['lower_95']:.4f}, {row['upper_95']:.4f}]")
+    for row in rows:  # finite: the forecaster refuses a non-finite forecast, so --json is strict JSON
+        if "lower_95" in row:
+            line = f"{row['time']}\t{row['forecast']:.4f}\t[{row['lower_95']:.4f}, {row['upper_95']:.4f}]"
         else:
-            click.echo(f"{row['time']}\t{row['forecast']:.4f}")
+            line = f"{row['time']}\t{row['forecast']:.4f}"
+        output.echo_answer(row, line, as_json)
 
 
 def _default_column(csv_path, name):

@@ -12,10 +12,14 @@ Three layouts are read, each into the same `CaptionSplits` (image name -> bytes 
 
 The local copy comes from `--data-dir` or `$TOOLKIT_DATA_DIR/flickr8k`; without one, Flickr8k's two zips
 are downloaded into the cache.
+
+A member of a zip is streamed, and refused past `$TOOLKIT_MAX_MEMBER_BYTES` (64 MiB by default; Flickr8k's
+captions file is 3.4 MB, an image tens of KB), so a small zip that inflates to gigabytes costs no memory.
 """
 
 import csv
 import dataclasses
+import io
 import json
 import random
 import zipfile
@@ -75,7 +79,7 @@ def _flickr8k(folder):
     text = _Files(folder, "Flickr8k_text.zip")
     images = _Files(folder, "Flickr8k_Dataset.zip", prefix="Flicker8k_Dataset/")
     captions = {}
-    for number, line in enumerate(text.read("Flickr8k.token.txt").decode("utf-8").splitlines(), 1):
+    for number, line in enumerate(text.lines("Flickr8k.token.txt"), 1):
         if not line.strip():
             continue
         key, _, caption = line.partition("\t")
@@ -85,7 +89,7 @@ def _flickr8k(folder):
         captions.setdefault(name, []).append(caption.strip())
     splits = {}
     for split, listing in FLICKR8K_SPLITS.items():
-        names = [n.strip() for n in text.read(listing).decode("utf-8").splitlines() if n.strip()]
+        names = [n.strip() for n in text.lines(listing) if n.strip()]
         missing = [n for n in names if n not in captions]
         if missing:
             raise ToolkitError(f"{listing} names {len(missing)} images without captions, e.g. {missing[0]}")
@@ -102,19 +106,39 @@ class _Files:
         self._zip = None
 
     def read(self, name):
+        """The bytes of `name`; a zip member is refused past `$TOOLKIT_MAX_MEMBER_BYTES`."""
         if self.zip_path.is_file():
-            if self._zip is None:
-                try:
-                    self._zip = zipfile.ZipFile(self.zip_path)
-                except zipfile.BadZipFile:
-                    raise ToolkitError(f"{self.zip_path} is not a zip file") from None
             try:
-                return self._zip.read(self.prefix + name)
+                return archives.read_member(self._open_zip(), self.prefix + name)
             except KeyError:
                 raise ToolkitError(f"no {self.prefix + name} in {self.zip_path}") from None
+        return self._path(name).read_bytes()
+
+    def lines(self, name):
+        """The lines of the UTF-8 text `name`, streamed (a zip member, as `read`, is refused past the cap)."""
+        if self.zip_path.is_file():
+            try:
+                stream = archives.capped(self._open_zip().open(self.prefix + name), f"{self.prefix + name} in {self.zip_path}")
+            except KeyError:
+                raise ToolkitError(f"no {self.prefix + name} in {self.zip_path}") from None
+        else:
+            stream = open(self._path(name), "rb")
+        with io.TextIOWrapper(stream, encoding="utf-8") as text:
+            for line in text:
+                yield line.rstrip("\r\n")
+
+    def _open_zip(self):
+        if self._zip is None:
+            try:
+                self._zip = zipfile.ZipFile(self.zip_path)
+            except zipfile.BadZipFile:
+                raise ToolkitError(f"{self.zip_path} is not a zip file") from None
+        return self._zip
+
+    def _path(self, name):
         for path in (self.folder / self.prefix / name, self.folder / name):
             if path.is_file():
-                return path.read_bytes()
+                return path
         raise ToolkitError(f"no {name} in {self.folder} (nor {self.zip_path.name})")
 
 

@@ -8,7 +8,7 @@ without one, the official tarball is downloaded into the cache and extracted the
 import hashlib
 from pathlib import Path
 
-from toolkit.data import archives, locate, text_folders
+from toolkit.data import archives, locate
 from toolkit.errors import ToolkitError
 
 URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -42,7 +42,11 @@ def find_root(data_dir=None):
 
 
 def _extract(tarball):
-    """Extracts into the cache, keyed by the tarball's path, size and time, so a changed copy is re-read."""
+    """Extracts into the cache, keyed by the tarball's path, size and time, so a changed copy is re-read.
+
+    The copy of the tarball's previous version is then removed; the extraction is bounded by
+    `$TOOLKIT_MAX_EXTRACT_BYTES` and `$TOOLKIT_MAX_EXTRACT_MEMBERS` (see `toolkit.data.archives`).
+    """
     stat = tarball.stat()
     key = hashlib.sha256(f"{tarball.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     return archives.extract_tarball(tarball, locate.cache_dir() / "extracted" / f"{tarball.name}-{key}")

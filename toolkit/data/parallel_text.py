@@ -7,10 +7,14 @@ a folder above it. Without one, the files are downloaded from the data set's rep
 
 A pair file (`--pairs`) holds one pair a line: source TAB target, anything after a second
 tab ignored (the Anki/Tatoeba export format, whose third column is attribution).
+
+A gzipped file is decompressed as it is read, and refused past `$TOOLKIT_MAX_MEMBER_BYTES` of text
+(64 MiB by default; Multi30k's largest file holds 2.1 MB), so a small file cannot inflate into gigabytes.
 """
 
 import dataclasses
 import gzip
+import io
 
 from toolkit.data import archives, locate
 from toolkit.errors import ToolkitError
@@ -71,9 +75,12 @@ def _multi30k_file(folder, name, data_dir):
 
 
 def _read_lines(path):
-    opener = gzip.open if str(path).endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        if str(path).endswith(".gz"):
+            stream = archives.capped(gzip.open(path, "rb"), f"{path} (decompressed)")
+        else:
+            stream = open(path, "rb")
+        with io.TextIOWrapper(stream, encoding="utf-8") as f:
             return [line.rstrip("\n").strip() for line in f]
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise ToolkitError(f"cannot read {path}: {e}") from None

@@ -5,15 +5,27 @@ free of duplicates (refused otherwise, naming the row), and its step is the medi
 Gaps are handled explicitly: missing timestamps are inserted and, with missing values,
 filled by linear interpolation in time; how many were filled is reported, and `fill="error"`
 refuses a series with gaps instead.
+
+Values must be finite numbers that a float32 can hold (the models compute in float32): `inf`,
+`-inf` or `1e308` are refused, naming the row. The grid of regular times is sized before it is
+built: gaps that would need more than 100 times as many points as there are rows, or more than
+`$TOOLKIT_MAX_SERIES_POINTS` points in all (default 10 million: 80 MB a column), are refused, since
+such a series is not regular at its median step (four rows a second apart and then a year-long gap
+would need 31.5 million points).
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
 from toolkit.errors import ToolkitError
 
 FILLS = ("interpolate", "error")
+MAX_POINTS = "TOOLKIT_MAX_SERIES_POINTS"
+DEFAULT_MAX_POINTS = 10_000_000
+POINTS_PER_ROW = 100  # at most this many grid points per row given: 99% of the values filled in
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,35 +111,98 @@ def _parses_as_dates(column):
         return False
 
 
-def regularise(times, values, name, fill="interpolate", source="the series"):
-    """Checks order and duplicates, inserts missing timestamps, fills missing values."""
+def regularise(times, values, name, fill="interpolate", source="the series", max_points=None):
+    """Checks order, duplicates and values; inserts missing timestamps, fills missing values.
+
+    `max_points` bounds the regular grid (default: `$TOOLKIT_MAX_SERIES_POINTS`, or 10 million),
+    as does 100 points per row given; a series that needs more is refused before anything is allocated.
+    """
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {list(FILLS)}. Received: fill={fill!r}")
     times = np.asarray(times, dtype="datetime64[ns]")
+    values = np.asarray(values, dtype="float64")
     if len(times) < 3:
         raise ToolkitError(f"{source}: {len(times)} rows are too few for a time series")
     if np.isnat(times).any():
         raise ToolkitError(f"{source}: empty time on data row {int(np.flatnonzero(np.isnat(times))[0]) + 1}")
-    spacing = np.diff(times)
-    if (spacing == np.timedelta64(0)).any():
-        row = int(np.flatnonzero(spacing == np.timedelta64(0))[0]) + 2
+    huge = np.abs(values) > FLOAT32_MAX  # inf, -inf, and finite values a float32 cannot hold (nan: missing)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        value = float(values[row])
+        problem = ("not finite" if np.isinf(value)
+                   else f"too large for float32, which the models compute in (|x| <= {FLOAT32_MAX:.3g})")
+        raise ToolkitError(f"{source}: the value {value:g} on data row {row + 1} is {problem}")
+    nanoseconds = times.astype("int64")
+    later = nanoseconds[1:] > nanoseconds[:-1]  # compared, not subtracted: a difference can overflow
+    if (nanoseconds[1:] == nanoseconds[:-1]).any():
+        row = int(np.flatnonzero(nanoseconds[1:] == nanoseconds[:-1])[0]) + 2
         raise ToolkitError(f"{source}: duplicated time {times[row - 1]} on data row {row}")
-    if (spacing < np.timedelta64(0)).any():
-        row = int(np.flatnonzero(spacing < np.timedelta64(0))[0]) + 2
+    if not later.all():
+        row = int(np.flatnonzero(~later)[0]) + 2
         raise ToolkitError(f"{source}: the time column is not sorted (data row {row} goes back in time)")
+    spacing = np.diff(times)
+    spacing[spacing <= np.timedelta64(0)] = np.timedelta64(np.iinfo("int64").max, "ns")  # > 292 years: overflowed
     step = np.median(spacing)
-    grid = times[0] + step * np.round((times - times[0]) / step).astype("int64")
-    if len(np.unique(grid)) != len(grid):
-        raise ToolkitError(f"{source}: the times are not regularly spaced (median step {step})")
-    full = times[0] + step * np.arange(int(round((times[-1] - times[0]) / step)) + 1)
-    series = np.full(len(full), np.nan)
-    series[np.round((grid - times[0]) / step).astype("int64")] = values
+    step_ns = int(step / np.timedelta64(1, "ns"))
+    if step_ns <= 0:
+        raise ToolkitError(f"{source}: the times are not regularly spaced (most rows are centuries apart)")
+    # The grid's size is known before anything is built: (last - first) / step + 1 points (Python integers).
+    limit = min(_max_points(max_points), POINTS_PER_ROW * len(times))
+    estimate = (int(nanoseconds[-1]) - int(nanoseconds[0])) / step_ns + 1
+    if estimate > limit + 1:
+        raise _too_many_points(source, estimate, step, len(times), limit, max_points)
+    quotient, remainder = np.divmod(nanoseconds, step_ns)  # each row's place on the grid, without overflow
+    position = (quotient - quotient[0]) + np.round((remainder - remainder[0]) / step_ns).astype("int64")
+    if (np.diff(position) == 0).any():
+        raise ToolkitError(f"{source}: the times are not regularly spaced (median step {describe_step(step)})")
+    points = int(position[-1]) + 1
+    if points > limit:
+        raise _too_many_points(source, points, step, len(times), limit, max_points)
+    blank = np.isnan(values)
+    if fill == "error" and (points > len(times) or blank.any()):  # counted without building the grid
+        firsts = [position[i] + 1 for i in np.flatnonzero(np.diff(position) > 1)[:1]]
+        firsts += [position[i] for i in np.flatnonzero(blank)[:1]]
+        raise ToolkitError(f"{source}: {points - len(times) + int(blank.sum())} missing values "
+                           f"(first at {times[0] + step * min(firsts)})")
+    full = times[0] + step * np.arange(points)
+    series = np.full(points, np.nan)
+    series[position] = values
     missing = np.isnan(series)
     if missing.any():
-        if fill == "error":
-            raise ToolkitError(f"{source}: {int(missing.sum())} missing values (first at {full[missing][0]})")
         known = np.flatnonzero(~missing)
         if len(known) < 2:
             raise ToolkitError(f"{source}: fewer than two values")
         series[missing] = np.interp(np.flatnonzero(missing), known, series[known])
     return Series(full, series, step, int(missing.sum()), name)
+
+
+def _max_points(value):
+    if value is not None:
+        return int(value)
+    text = os.environ.get(MAX_POINTS, "").strip()
+    if not text:
+        return DEFAULT_MAX_POINTS
+    try:
+        number = int(float(text))
+    except (ValueError, OverflowError):
+        number = 0
+    if number < 1:
+        raise ToolkitError(f"{MAX_POINTS} must be a positive number of points. Received: {text!r}")
+    return number
+
+
+def _too_many_points(source, points, step, rows, limit, max_points):
+    return ToolkitError(f"{source}: filling its gaps would take {round(points):,} points at its median step "
+                        f"({describe_step(step)}) for {rows:,} rows; the limit is {limit:,} ({POINTS_PER_ROW} per row, "
+                        f"at most {_max_points(max_points):,}: {MAX_POINTS}); are its times regular?")
+
+
+def describe_step(step):
+    """`1 second`, `7 days`, `1 nanosecond`: a step in the largest unit that divides it."""
+    nanoseconds = int(step / np.timedelta64(1, "ns"))
+    for unit, size in (("day", 86400 * 10**9), ("hour", 3600 * 10**9), ("minute", 60 * 10**9), ("second", 10**9),
+                       ("millisecond", 10**6), ("microsecond", 10**3), ("nanosecond", 1)):
+        if nanoseconds % size == 0:
+            count = nanoseconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return str(step)

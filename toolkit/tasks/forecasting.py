@@ -10,9 +10,15 @@ trending series' future.
 
 Baselines, on the very same test windows: the last value (y_t+h = y_t), and the seasonal
 naive forecast (y_t+h = y_t+h-m, one season of m steps back).
+
+Windows are never materialised: a split's `inputs` and `targets` are read-only views into the
+series, and training and scoring cut each batch's windows from the series inside `tf.data`, so
+memory grows with the series and the batch, not with the number of windows (a million-row series
+has a million windows of `window + horizon` values each).
 """
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -91,12 +97,16 @@ class Windows:
 
 
 def make_windows(values, window, horizon, first_target, last_target):
-    """The windows whose targets all lie in `values[first_target:last_target]`."""
+    """The windows whose targets all lie in `values[first_target:last_target]`.
+
+    `inputs` and `targets` are read-only views into `values`, not copies.
+    """
     ends = np.arange(max(window - 1, first_target - 1), last_target - horizon)
     if len(ends) == 0:
         return Windows(np.zeros((0, window)), np.zeros((0, horizon)), ends)
-    inputs = np.stack([values[e - window + 1:e + 1] for e in ends])
-    targets = np.stack([values[e + 1:e + 1 + horizon] for e in ends])
+    views = np.lib.stride_tricks.sliding_window_view
+    inputs = views(values, window)[ends[0] - window + 1:ends[-1] - window + 2]  # row i: values[i:i + window]
+    targets = views(values, horizon)[ends[0] + 1:ends[-1] + 2]
     return Windows(inputs, targets, ends)
 
 
@@ -129,6 +139,60 @@ def baselines(values, windows, season):
     return {"last_value": _mae(last, windows.targets), "seasonal_naive": _mae(seasonal, windows.targets)}
 
 
+def change_scale(windows, chunk=65536):
+    """The standard deviation of the windows' horizon-step changes (targets minus the window's last value).
+
+    Computed a chunk of windows at a time, so it costs no more memory than one chunk.
+    """
+    starts = range(0, len(windows.ends), chunk)
+
+    def changes(i):
+        return windows.targets[i:i + chunk] - windows.inputs[i:i + chunk, -1:]
+
+    count = windows.targets.size
+    mean = math.fsum(float(changes(i).sum()) for i in starts) / count
+    return math.sqrt(math.fsum(float(np.square(changes(i) - mean).sum()) for i in starts) / count)
+
+
+def window_batches(values, windows, scale, batch_size, *, shuffle=False, seed=None):
+    """`tf.data` batches of (scaled inputs `[b, window, 1]`, scaled targets `[b, horizon]`) of `windows`.
+
+    Only the series and the windows' end indices are held; each batch's windows are cut from the
+    series when the batch is needed and scaled by the model's own functions (in float64, then
+    cast to float32), so memory is that of the series plus a batch. Shuffling permutes the end
+    indices as one tensor, anew each epoch (a shuffle buffer of a million windows would cost
+    hundreds of bytes a window).
+    """
+    import tensorflow as tf
+
+    from toolkit.models.forecaster import scale_targets, scale_windows
+
+    series = tf.constant(values, tf.float64)
+    past = tf.range(-windows.inputs.shape[1] + 1, 1, dtype=tf.int64)
+    future = tf.range(1, windows.targets.shape[1] + 1, dtype=tf.int64)
+
+    def cut(ends):
+        inputs = tf.gather(series, ends[:, None] + past[None, :])
+        targets = tf.gather(series, ends[:, None] + future[None, :])
+        return (tf.cast(scale_windows(inputs, scale), tf.float32),
+                tf.cast(scale_targets(inputs, targets, scale), tf.float32))
+
+    ends = tf.constant(np.asarray(windows.ends, np.int64))
+    if shuffle:
+        seed = 0 if seed is None else seed
+
+        def permuted(epoch_seed):  # a new epoch_seed each time the dataset is iterated: each epoch
+            key = tf.stack([epoch_seed, tf.constant(seed, tf.int64)])
+            order = tf.random.experimental.stateless_shuffle(ends, seed=key)
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        dataset = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(permuted)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(windows.ends)))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(ends)
+    return dataset.batch(batch_size).map(cut, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def _mae(predictions, targets):
     errors = np.abs(predictions - targets)
     return {"mae": float(errors.mean()), "mae_by_horizon": [float(e) for e in errors.mean(axis=0)]}
@@ -137,17 +201,15 @@ def _mae(predictions, targets):
 def train(config, run_dir):
     """Trains a forecaster in `run_dir` (resuming it if interrupted) and scores it against the baselines."""
     from toolkit.data import series as series_lib
-    from toolkit.data.pipelines import array_batches
     from toolkit.losses import GaussianNLL, mean_absolute_error_of_mean
-    from toolkit.models.forecaster import build_forecaster, scale_targets, scale_windows
+    from toolkit.models.forecaster import build_forecaster
     from toolkit.training import Run, data_fingerprint
 
     with Run(run_dir, KIND, config) as run:
         data = load_series(config)
         season = config.season or series_lib.season_length(data.step)
         train_w, validation_w, test_w = split_windows(data.values, config)
-        changes = train_w.targets - train_w.inputs[:, -1:]
-        scale = float(changes.std()) or 1.0
+        scale = change_scale(train_w) or 1.0
         run.write_config(series=data.name, source=config.csv or "statsmodels.datasets.co2",
                          step_seconds=float(data.step / np.timedelta64(1, "s")), season=season, scale=scale,
                          values=len(data), filled=data.filled, data=data_fingerprint(data.values))
@@ -156,19 +218,18 @@ def train(config, run_dir):
         model = build_forecaster(config.window, config.horizon, cell=config.cell, units=config.units,
                                  num_layers=config.num_layers, bidirectional=config.bidirectional,
                                  activation=config.activation, dropout=config.dropout, l2=config.l2, gaussian=gaussian)
-        model.compile(optimizer=run.optimizer(), loss=GaussianNLL() if gaussian else "mse",
+        steps = math.ceil(len(train_w.ends) / config.batch_size)
+        model.compile(optimizer=run.optimizer(steps_per_epoch=steps), loss=GaussianNLL() if gaussian else "mse",
                       metrics=[mean_absolute_error_of_mean if gaussian else "mae"])
 
         def batches(windows, shuffle):
-            return array_batches(scale_windows(windows.inputs, scale).astype("float32"),
-                                 scale_targets(windows.inputs, windows.targets, scale).astype("float32"),
-                                 config.batch_size, shuffle=shuffle, seed=config.seed)
+            return window_batches(data.values, windows, scale, config.batch_size, shuffle=shuffle, seed=config.seed)
 
         model, results = run.fit(model, batches(train_w, True), batches(validation_w, False), summary=False)
         results.update(windows={"train": len(train_w.ends), "validation": len(validation_w.ends), "test": len(test_w.ends)},
                        season=season, filled_values=data.filled)
         for name, windows in (("validation", validation_w), ("test", test_w)):
-            mean, stddev = predict_windows(model, windows.inputs, scale, gaussian)
+            mean, stddev = predict_windows(model, data.values, windows, scale, gaussian)
             results[name] = score(mean, stddev, windows, data.values, season)
         return run.finish(results)
 
@@ -182,14 +243,14 @@ def score(mean, stddev, windows, values, season):
     return report
 
 
-def predict_windows(model, inputs, scale, gaussian):
-    """(means, standard deviations or None) in the series' units, for raw windows `[n, window]`."""
+def predict_windows(model, values, windows, scale, gaussian, batch_size=256):
+    """(means, standard deviations or None) `[n, horizon]` in the series' units, for `windows` of `values`."""
     import keras
 
-    from toolkit.models.forecaster import scale_windows, unscale_outputs
+    from toolkit.models.forecaster import unscale_outputs
 
-    outputs = model.predict(scale_windows(inputs, scale).astype("float32"), verbose=0, batch_size=256)
-    mean, stddev = unscale_outputs(keras.ops.convert_to_numpy(outputs), inputs, scale, gaussian)
+    outputs = model.predict(window_batches(values, windows, scale, batch_size), verbose=0)
+    mean, stddev = unscale_outputs(keras.ops.convert_to_numpy(outputs), windows.inputs, scale, gaussian)
     return mean, None if stddev is None else keras.ops.convert_to_numpy(stddev)
 
 
@@ -248,6 +309,9 @@ def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpol
     data = load_series(config)
     _, _, test = split_windows(data.values, config)
     mean, stddev = forecaster.predict_windows(test.inputs)
+    if not np.isfinite(mean).all():
+        raise ToolkitError(f"the model's forecasts of {data.name} are not finite numbers: its values "
+                           f"({np.min(data.values):g} to {np.max(data.values):g}) are out of the model's reach")
     return {**score(mean, stddev, test, data.values, forecaster.metadata["season"]), "windows": len(test.ends),
             "series": data.name, "model_dir": str(forecaster.model_dir),
             "first_test_target": str(data.times[test.ends[0] + 1])[:10]}
@@ -265,12 +329,17 @@ class Forecaster(Predictor):
         self.serve = self.signatures["serving_default"]
         self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]
 
-    def predict_windows(self, windows):
-        """(means `[n, horizon]`, standard deviations or None) for raw windows `[n, window]`."""
+    def predict_windows(self, windows, batch_size=4096):
+        """(means `[n, horizon]`, standard deviations or None) for raw windows `[n, window]`, a batch at a time."""
         import tensorflow as tf
 
-        outputs = self.serve(window=tf.constant(np.asarray(windows), tf.float32))
-        return outputs["forecast"].numpy(), outputs["stddev"].numpy() if "stddev" in outputs else None
+        windows = np.asarray(windows)
+        means, stddevs = [], []
+        for start in range(0, max(len(windows), 1), batch_size):
+            outputs = self.serve(window=tf.constant(windows[start:start + batch_size], tf.float32))
+            means.append(outputs["forecast"].numpy())
+            stddevs.append(outputs["stddev"].numpy() if "stddev" in outputs else None)
+        return np.concatenate(means), None if stddevs[0] is None else np.concatenate(stddevs)
 
     def forecast(self, series, steps):
         """Rows of `{"time", "forecast"}` (+ a 95% interval) for `steps` values after the end of `series`.
@@ -278,12 +347,14 @@ class Forecaster(Predictor):
         Up to the model's horizon the forecast is direct (with a 95% interval for Gaussian models);
         beyond it, forecasts are fed back as inputs (no interval there).
         """
+        from toolkit.data.series import describe_step
+
         if steps < 1:
             raise ToolkitError(f"--steps must be at least 1. Received: {steps}")
         step = np.timedelta64(int(self.metadata["step_seconds"] * 1e9), "ns")
         if abs((series.step - step) / step) > 0.15:
-            raise ToolkitError(f"the series is spaced {series.step.astype('timedelta64[s]')} apart, "
-                               f"but the model was trained on steps of {step.astype('timedelta64[s]')}")
+            raise ToolkitError(f"the series is spaced {describe_step(series.step)} apart, "
+                               f"but the model was trained on steps of {describe_step(step)}")
         if len(series) < self.window:
             raise ToolkitError(f"the series has {len(series)} values; the model needs the last {self.window}")
         history = list(series.values[-self.window:])
@@ -293,6 +364,10 @@ class Forecaster(Predictor):
             means += list(mean[0])
             stddevs += list(stddev[0]) if stddev is not None and not stddevs else [None] * self.horizon
             history += list(mean[0])
+        if not np.isfinite(means + [s for s in stddevs if s is not None]).all():  # never printed, nor as JSON
+            last = series.values[-self.window:]
+            raise ToolkitError(f"the forecast is not a finite number: the series' last {self.window} values "
+                               f"({last.min():g} to {last.max():g}) are out of the model's reach")
         times = series.future_times(steps)
         return [{"time": str(t)[:19].replace("T00:00:00", ""), "forecast": round(float(m), 4),
                  **({"lower_95": round(float(m - 1.96 * s), 4), "upper_95": round(float(m + 1.96 * s), 4)}
