@@ -1,12 +1,13 @@
 import gzip
-import re
+import io
 import pickle
+import re
 import struct
 
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_data
+from tests.helpers import SHARED_DATA, needs_data
 from toolkit.data import images, locate
 from toolkit.errors import ToolkitError
 from toolkit.preprocessing.image import augmentation
@@ -48,6 +49,49 @@ def test_folder_images_are_resized_and_bad_files_skipped(tmp_path, capsys):
     assert splits.image_shape == (12, 12, 3) and splits.test is None
     assert len(splits.train[0]) + len(splits.validation[0]) == 6
     assert "skipped 1 unreadable images" in capsys.readouterr().err
+
+
+def test_a_file_that_fails_to_decode_leaves_the_others_in_order(tmp_path, capsys):
+    """A PNG whose header reads but whose data is cut fails its batch; the others still come, in order."""
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    for i in range(12):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / "a" / f"{i:02d}.png")
+        Image.new("RGB", (8, 8), (0, i * 20, 0)).save(tmp_path / "b" / f"{i:02d}.png")
+    data = io.BytesIO()
+    Image.new("RGB", (200, 200), (9, 9, 9)).save(data, format="PNG", compress_level=0)
+    (tmp_path / "a" / "05_cut.png").write_bytes(data.getvalue()[:5000])
+    pixels, labels = images.read_class_folders(tmp_path, ["a", "b"])
+    assert labels.tolist() == [0] * 12 + [1] * 12
+    assert pixels[:12, 0, 0, 0].tolist() == [i * 20 for i in range(12)]
+    assert pixels[12:, 0, 0, 1].tolist() == [i * 20 for i in range(12)]
+    err = capsys.readouterr().err
+    assert err == f"Warning: skipped 1 unreadable images, e.g. {tmp_path / 'a' / '05_cut.png'}: not a readable image " \
+                  "(truncated or corrupt data)\n"
+
+
+def test_cached_arrays_are_keyed_by_the_decoder(tmp_path, cache, monkeypatch):
+    import toolkit.preprocessing.image as image
+
+    source = tmp_path / "copy.tar.gz"
+    source.write_bytes(b"a data set")
+    reads = []
+
+    def read():
+        reads.append(1)
+        return (np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, np.int32)), None, ("a", "b")
+
+    images._cached_arrays(source, read)
+    images._cached_arrays(source, read)
+    assert len(reads) == 1
+    monkeypatch.setattr(image, "DECODER_VERSION", image.DECODER_VERSION + 1)
+    images._cached_arrays(source, read)
+    assert len(reads) == 2
+    monkeypatch.setattr(images, "_has_tensorflow", lambda: False)
+    images._cached_arrays(source, read)
+    assert len(reads) == 3
 
 
 @pytest.mark.parametrize("layout, message", [
