@@ -1,32 +1,16 @@
-"""Shared fixtures: tiny data made on the spot, one tiny model trained and exported per session."""
+"""Fixtures only: tiny data made on the spot, one tiny model of each family trained and exported per session.
+
+Helpers and shared assertions live in `tests/helpers.py`.
+"""
 
 import os
 import random
-from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tests.helpers import COLORS, LEXICON, NEGATIVE, POSITIVE, save, toy_translation, write_reviews
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def needs_data(name):
-    """Marks a test that reads ../shared/data/NAME; users who cloned the repository alone have none."""
-    return pytest.mark.skipif(not (SHARED_DATA / name).exists(), reason=f"needs ../shared/data/{name}")
-
-POSITIVE = ["great", "wonderful", "loved", "brilliant", "superb"]
-NEGATIVE = ["awful", "boring", "hated", "terrible", "dull"]
-FILLER = ["the", "movie", "film", "was", "plot", "actors", "a", "it"]
-
-
-def write_reviews(folder, words, count, rng):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        review = rng.sample(FILLER, 3) + rng.sample(words, 2)
-        rng.shuffle(review)
-        (folder / f"{i}_1.txt").write_text(" ".join(review).capitalize() + ".<br />", encoding="utf-8")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any test imports TensorFlow
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +53,6 @@ def tiny_model(tiny_run, tmp_path_factory):
     return models / "sentiment"
 
 
-COLORS = {"blue": (30, 40, 200), "green": (40, 190, 40), "red": (200, 30, 30)}
-
-
 @pytest.fixture(scope="session")
 def image_data(tmp_path_factory):
     """`ROOT/{train,test}/{blue,green,red}/*.png`: 16x16 noisy squares of one colour each."""
@@ -109,15 +90,7 @@ def tiny_image_model(tiny_image_run, tmp_path_factory):
     return models / "colors"
 
 
-# A toy language pair: each English word has one German word, in the same order, so a tiny
-# model learns it in seconds and its translations can be checked word for word.
-LEXICON = {"a": "ein", "dog": "Hund", "cat": "Katze", "man": "Mann", "runs": "rennt", "sleeps": "schläft",
-           "sees": "sieht", "big": "großer", "small": "kleiner", "red": "roter", "ball": "Ball", "now": "jetzt"}
-
-
-def toy_translation(sentence):
-    return " ".join(LEXICON[w] for w in sentence.rstrip(".").split()) + "."
-
+# === A toy language pair (helpers.LEXICON): word for word, so a tiny model learns it in seconds ===
 
 @pytest.fixture(scope="session")
 def pair_data(tmp_path_factory):
@@ -138,7 +111,7 @@ def tiny_translation_config(pair_data):
     from toolkit.tasks.translation import TrainConfig
 
     return TrainConfig(pairs=str(pair_data), vocabulary_size=40, units=32, embedding_dim=16, decoder_layers=2,
-                       dropout=0.0, label_smoothing=0.0, learning_rate=0.01, batch_size=16, epochs=25, patience=5,
+                       dropout=0.0, label_smoothing=0.0, learning_rate=0.01, batch_size=8, epochs=15, patience=5,
                        validation_split=0.1, beam_size=3)
 
 
@@ -161,12 +134,7 @@ def tiny_translator(tiny_translation_run, tmp_path_factory):
     return models / "toy_en_de"
 
 
-# === Images for the command line: every supported kind, and hostile files ===
-
-def save(path, image, **kwargs):
-    image.save(path, **kwargs)
-    return path
-
+# === Images for the command line: every supported format and mode ===
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory):
@@ -193,26 +161,6 @@ def photos(tmp_path_factory):
         "red_1x1.png": save(root / "red_1x1.png", Image.new("RGB", (1, 1), (210, 25, 25))),
         "blue_6000.png": save(root / "blue_6000.png", Image.new("RGB", (6000, 6000), (30, 40, 200))),
     }
-
-
-def hostile(tmp_path):
-    """Files that are no usable image, each with the words its error line must contain."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    (tmp_path / "text.jpg").write_text("this is not an image")
-    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3)).astype("uint8")
-    data = save(io.BytesIO(), Image.fromarray(noise), format="JPEG").getvalue()
-    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
-    (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "folder.jpg").mkdir()
-    tiff = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(tiff, format="TIFF")
-    (tmp_path / "image.tiff").write_bytes(tiff.getvalue())
-    return {"text.jpg": "not an image", "truncated.jpg": "not a readable image", "empty.png": "empty file",
-            "folder.jpg": "is a folder", "image.tiff": "TIFF images are not supported", "missing.jpg": "no such file"}
 
 
 # === A toy captioning set: noisy squares of one colour, two captions each ===
@@ -247,8 +195,8 @@ def tiny_caption_config(caption_data):
     from toolkit.tasks.captioning import TrainConfig
 
     return TrainConfig(data_dir=str(caption_data), encoder="cifar_resnet8", image_size=16, units=16, embedding_dim=16,
-                       dropout=0.0, label_smoothing=0.0, min_count=1, learning_rate=0.01, batch_size=8, epochs=15,
-                       patience=15, beam_size=2)
+                       dropout=0.0, label_smoothing=0.0, min_count=1, learning_rate=0.01, batch_size=8, epochs=8,
+                       patience=8, beam_size=2)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_data
+from tests.helpers import SHARED_DATA, needs_data
 from toolkit.data import captions
 from toolkit.errors import ToolkitError
 

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import REPO
+from tests.helpers import NEGATIVE, POSITIVE, REPO, assert_one_error_line_per_bad_file, files_per_class, write_reviews
 
 
 @pytest.fixture
@@ -32,21 +33,31 @@ def test_help_does_not_import_tensorflow():
     assert result.stdout.strip() == "ok", result.stderr
 
 
+def the_models_answers(model, texts):
+    """(label, probability to 4 places) for each text, straight from the exported model."""
+    from toolkit.tasks.text_classification import TextClassifier
+
+    return [(a["label"], f"{a['probability']:.4f}") for a in TextClassifier(model).predict(texts)]
+
+
 def test_predict_files_and_stdin(runner, tiny_model, reviews):
     good, bad = reviews
-    result = runner.invoke(toolkit, ["predict", str(good), str(bad), "-", "--model", str(tiny_model)],
-                           input="Superb, I loved it. Brilliant.")
+    typed = "Superb, I loved it. Brilliant."
+    result = runner.invoke(toolkit, ["predict", str(good), str(bad), "-", "--model", str(tiny_model)], input=typed)
     assert result.exit_code == 0, result.output
-    lines = [line.split("\t") for line in result.stdout.splitlines()]
-    assert [(name, label) for name, label, _ in lines] == [(str(good), "pos"), (str(bad), "neg"), ("-", "pos")]
-    assert all(0.5 <= float(p) <= 1.0 for _, _, p in lines)
+    lines = [tuple(line.split("\t")) for line in result.stdout.splitlines()]
+    expected = the_models_answers(tiny_model, [good.read_text(), bad.read_text(), typed])
+    assert lines == [(name, *answer) for name, answer in zip([str(good), str(bad), "-"], expected)]
+    assert all(0.5 <= float(p) <= 1.0 for _, _, p in lines)  # the probability of the label given
 
 
 def test_predict_json(runner, tiny_model, reviews):
     result = runner.invoke(toolkit, ["predict", "--json", str(reviews[0]), "--model", str(tiny_model / "1")])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["file"] == str(reviews[0]) and record["label"] == "pos" and 0.5 <= record["probability"] <= 1
+    assert set(record) == {"file", "label", "probability"} and record["file"] == str(reviews[0])
+    expected = the_models_answers(tiny_model, [reviews[0].read_text()])[0]
+    assert (record["label"], f"{record['probability']:.4f}") == expected
 
 
 def bad_files(tmp_path):
@@ -71,13 +82,10 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_answered(runner, tiny
     cases = bad_files(tmp_path)
     args = [str(tmp_path / name) for name in cases]
     result = runner.invoke(toolkit, ["predict", *args, str(reviews[0]), "--model", str(tiny_model)])
-    assert result.exit_code == 1
-    errors = result.stderr.strip().splitlines()
-    assert len(errors) == len(cases)
-    for line, (name, message) in zip(errors, cases.items()):
-        assert line.startswith("Error: ") and name in line and message in line
-    assert result.stdout.split("\t")[:2] == [str(reviews[0]), "pos"]
-    assert "Traceback" not in result.output
+    assert_one_error_line_per_bad_file(result, cases)
+    alone = runner.invoke(toolkit, ["predict", str(reviews[0]), "--model", str(tiny_model)])
+    assert alone.exit_code == 0, alone.output
+    assert result.stdout == alone.stdout  # the bad files change nothing in the good one's answer
 
 
 def test_model_that_is_not_a_toolkit_model(runner, reviews, tmp_path):
@@ -127,7 +135,8 @@ def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
               "--max-length", "8", "--batch-size", "16", "--out", str(run)]
     result = runner.invoke(toolkit, ["train", "sentiment", "--cell", "simple_rnn", "--epochs", "1", *common])
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "metrics.json").read_text())["test_examples"] == 20
+    test_reviews = sum(files_per_class(text_data / "test").values())
+    assert json.loads((run / "metrics.json").read_text())["test_examples"] == test_reviews
     assert "test accuracy" in result.stdout.splitlines()[-1]
     resumed = runner.invoke(toolkit, ["train", "sentiment", "--cell", "simple_rnn", "--epochs", "2", *common])
     assert resumed.exit_code == 0 and "Resuming" in resumed.stderr
@@ -144,13 +153,12 @@ def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
     result = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", str(models / "mine"), "--data-dir", str(text_data)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["examples"] == 20 and sum(map(sum, report["confusion_matrix"])) == 20
+    assert report["examples"] == test_reviews and sum(map(sum, report["confusion_matrix"])) == test_reviews
 
 
 def test_regression_on_numeric_class_folders(runner, tmp_path):
+    """Folder names as numbers: trained with squared error, answered with a value, scored with MAE and RMSE."""
     import random
-
-    from tests.conftest import FILLER, NEGATIVE, POSITIVE, write_reviews
 
     rng = random.Random(1)
     for split, count in (("train", 30), ("test", 6)):
@@ -164,14 +172,20 @@ def test_regression_on_numeric_class_folders(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "test mae" in result.stdout.splitlines()[-1]
     assert runner.invoke(toolkit, ["export", str(run), "--name", "rating", "--to", str(tmp_path / "m")]).exit_code == 0
-    review = tmp_path / "r.txt"
-    review.write_text(" ".join(FILLER[:3] + POSITIVE[:2]))
-    result = runner.invoke(toolkit, ["predict", str(review), "--model", str(tmp_path / "m" / "rating")])
+    model = str(tmp_path / "m" / "rating")
+
+    test_files = sorted((tmp_path / "data" / "test").glob("*/*.txt"))
+    result = runner.invoke(toolkit, ["predict", "--json", *map(str, test_files), "--model", model])
     assert result.exit_code == 0, result.output
-    name, value = result.stdout.strip().split("\t")
-    assert name == str(review) and 0.0 < float(value) < 20.0
-    result = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", str(tmp_path / "m" / "rating"),
-                                     "--data-dir", str(tmp_path / "data")])
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["file"] for a in answers] == [str(f) for f in test_files]
+    assert all(set(a) == {"file", "value"} and math.isfinite(a["value"]) for a in answers), answers
+    errors = [abs(a["value"] - float(f.parent.name)) for a, f in zip(answers, test_files)]
+
+    result = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", model, "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["examples"] == 12 and report["mae"] >= 0 and report["rmse"] >= report["mae"]
+    # The report's scores are those of the answers `predict` gives for the same files.
+    assert report["examples"] == len(test_files)
+    assert report["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
+    assert report["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / len(errors)), rel=1e-4)

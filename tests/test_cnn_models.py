@@ -17,14 +17,15 @@ def test_cifar_resnet20_has_the_papers_size():
 
 
 def test_shortcut_options_and_the_plain_network():
-    a = resnet.build_cifar_resnet(20, shortcut="A")
-    b = resnet.build_cifar_resnet(20, shortcut="B")
-    plain = resnet.build_cifar_resnet(20, residual=False)
+    small = dict(width=4, input_shape=(16, 16, 3))  # the structure, not the size, is under test
+    a = resnet.build_cifar_resnet(20, shortcut="A", **small)
+    b = resnet.build_cifar_resnet(20, shortcut="B", **small)
+    plain = resnet.build_cifar_resnet(20, residual=False, **small)
     assert trainable(b) > trainable(a) == trainable(plain)  # option A adds no parameters, B adds projections
     assert not any(isinstance(l, keras.layers.Add) for l in plain.layers)
     assert sum(isinstance(l, keras.layers.Add) for l in a.layers) == 9
-    v2 = resnet.build_cifar_resnet(32, version=2)
-    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    v2 = resnet.build_cifar_resnet(32, version=2, **small)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
     for model in (a, b, plain, v2):
         out = model.predict(x, verbose=0)
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import SHARED_DATA, needs_data
+from tests.helpers import SHARED_DATA, needs_data
 from toolkit.models.efficientnet_lite import build_efficientnet_lite0
 
 

@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from toolkit import export
-from toolkit.serving import read_metadata
+from toolkit.atomic import read_json
 from toolkit.errors import ToolkitError
 from toolkit.preprocessing.text import TextPreprocessor
+from toolkit.serving import read_metadata
 from toolkit.tasks.text_classification import export_run
 
 REVIEWS = ["A wonderful, brilliant film.", "Boring and awful.", "", "the plot", "loved it " * 50,
@@ -40,13 +41,28 @@ def in_memory(run_dir, texts):
     return [["pos" if q >= 0.5 else "neg", q if q >= 0.5 else 1 - q] for q in p]
 
 
-def test_export_layout_and_metadata(tiny_model):
+def test_export_layout_and_metadata(tiny_model, tiny_run):
     version = tiny_model / "1"
     assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
     meta = read_metadata(version)
     assert meta["kind"] == "text_classifier" and meta["class_names"] == ["neg", "pos"] and meta["version"] == 1
-    assert meta["metrics"]["test"]["accuracy"] >= 0.0
+    assert meta["metrics"] == read_json(tiny_run / "metrics.json")  # the run's scores travel with the export
     assert [p.name for p in tiny_model.iterdir()] == ["1"]  # no temporary folder left beside it
+
+
+def test_the_recorded_test_accuracy_is_the_exports_and_beats_chance(tiny_model, text_data):
+    """The accuracy in the metadata is what the exported model scores on the test reviews, well above 1/2."""
+    texts, labels = [], []
+    for label in ("neg", "pos"):
+        for path in sorted((text_data / "test" / label).glob("*.txt")):
+            texts.append(path.read_text(encoding="utf-8"))
+            labels.append(label)
+    serve = tf.saved_model.load(str(tiny_model / "1")).signatures["serving_default"]
+    predicted = [label.decode() for label in serve(text=tf.constant(texts))["label"].numpy()]
+    accuracy = np.mean([p == t for p, t in zip(predicted, labels)])
+    recorded = read_metadata(tiny_model / "1")["metrics"]["test"]["accuracy"]
+    assert recorded == pytest.approx(accuracy), f"metadata says {recorded}, the export scores {accuracy}"
+    assert accuracy >= 0.8, f"the tiny model's test accuracy is {accuracy}; chance is 0.5"
 
 
 def test_serving_signature_in_a_fresh_process_matches_the_model(tiny_model, tiny_run):
@@ -59,12 +75,6 @@ def test_serving_signature_in_a_fresh_process_matches_the_model(tiny_model, tiny
         assert [label for label, _ in out[size]] == [label for label, _ in expected]
         np.testing.assert_allclose([p for _, p in out[size]], [p for _, p in expected], rtol=1e-4, atol=1e-5)
     assert all(0.5 <= p <= 1.0 for _, p in out["7"])
-
-
-def test_the_tiny_model_learned_the_sentiment_words(tiny_model):
-    serve = tf.saved_model.load(str(tiny_model / "1")).signatures["serving_default"]
-    labels = serve(text=tf.constant(["the film was wonderful superb", "the plot was awful dull"]))["label"].numpy()
-    assert labels.tolist() == [b"pos", b"neg"]
 
 
 def test_an_existing_version_is_never_overwritten(tiny_model, tiny_run):
@@ -103,7 +113,7 @@ def test_an_ensemble_averages_its_members(tiny_config, tiny_run, tmp_path):
     from toolkit.tasks.text_classification import train
 
     other = tmp_path / "other"
-    train(dataclasses.replace(tiny_config, seed=7, cell="lstm"), other)
+    train(dataclasses.replace(tiny_config, seed=7, cell="lstm", epochs=2), other)  # any member will do: no quality
     path = export_run([tiny_run, other], tmp_path / "models", "ensemble", 1)
     meta = read_metadata(path)
     assert [m["train"]["cell"] for m in meta["ensemble"]] == ["gru", "lstm"]

@@ -7,17 +7,20 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
+from tests.helpers import one_error_line
 from toolkit.data import series
 from toolkit.errors import ToolkitError
 from toolkit.tasks.forecasting import Windows, baselines, make_windows
 
+START, DAYS = np.datetime64("2020-01-01"), 260
 
-def write_series(path, days=260, missing=(), shuffle=False, duplicate=False):
+
+def write_series(path, days=DAYS, missing=(), shuffle=False, duplicate=False):
     """A daily series: trend + weekly cycle + noise; `missing` rows are left out, or their value blank."""
     rng = np.random.default_rng(0)
     t = np.arange(days)
     values = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.1, days)
-    dates = np.datetime64("2020-01-01") + t
+    dates = START + t
     rows = [f"{d},{v:.4f}" for d, v in zip(dates, values)]
     for i in missing:
         rows[i] = f"{dates[i]}," if i % 2 else None
@@ -32,7 +35,7 @@ def write_series(path, days=260, missing=(), shuffle=False, duplicate=False):
 
 def test_gaps_are_filled_and_reported(tmp_path):
     data = series.read_csv(write_series(tmp_path / "s.csv", missing=(20, 21, 40)))
-    assert len(data) == 260 and data.filled == 3
+    assert len(data) == DAYS and data.filled == 3  # a row left out is a gap in time, filled as a blank one
     assert data.step == np.timedelta64(1, "D") and series.season_length(data.step) == 7
     assert not np.isnan(data.values).any()
     assert data.values[20] == pytest.approx((data.values[19] * 2 + data.values[22]) / 3, abs=1e-6)
@@ -82,8 +85,8 @@ def forecaster(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("forecast")
     csv = write_series(root / "s.csv", missing=(30,))
-    config = TrainConfig(csv=str(csv), window=14, horizon=7, units=16, epochs=40, patience=40,
-                         learning_rate=0.01, batch_size=16)
+    config = TrainConfig(csv=str(csv), window=14, horizon=7, units=16, epochs=15, patience=15,
+                         learning_rate=0.01, batch_size=8)
     results = train(config, root / "run")
     export_run(root / "run", root / "models", "sales", 1)
     return root, results
@@ -92,8 +95,8 @@ def forecaster(tmp_path_factory):
 def test_training_beats_the_naive_forecasts(forecaster):
     _, results = forecaster
     test = results["test"]
-    assert test["model"]["mae"] < test["seasonal_naive"]["mae"]
-    assert test["model"]["mae"] < test["last_value"]["mae"]
+    assert test["model"]["mae"] < 0.75 * test["seasonal_naive"]["mae"], test  # by a margin: about 0.15 vs 0.35
+    assert test["model"]["mae"] < 0.75 * test["last_value"]["mae"], test
     assert 0.5 < test["interval_95_coverage"] <= 1.0
     assert results["season"] == 7 and results["filled_values"] == 1
 
@@ -105,7 +108,7 @@ def test_forecast_command(forecaster):
                                      "--steps", "10", "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["time"] for r in rows[:2]] == ["2020-09-17", "2020-09-18"]  # the day after the series' last
+    assert [r["time"] for r in rows[:2]] == [str(START + DAYS), str(START + DAYS + 1)]  # after the series' last day
     assert all("lower_95" in r for r in rows[:7]) and not any("lower_95" in r for r in rows[7:])
     assert all(r["lower_95"] < r["forecast"] < r["upper_95"] for r in rows[:7])
     assert "forecast from forecasts" in result.stderr
@@ -120,15 +123,13 @@ def test_forecast_refusals(forecaster, tmp_path, tiny_model):
     runner = CliRunner()
     short = write_series(tmp_path / "short.csv", days=5)
     result = runner.invoke(toolkit, ["forecast", str(short), "--model", model])
-    assert result.exit_code == 1 and "needs the last 14" in result.stderr
+    assert "needs the last 14" in one_error_line(result)
     result = runner.invoke(toolkit, ["forecast", str(root / "s.csv"), "--column", "price", "--model", model])
-    assert result.exit_code == 1 and "no column 'price'" in result.stderr
+    assert "no column 'price'" in one_error_line(result)
     result = runner.invoke(toolkit, ["forecast", str(tmp_path / "missing.csv"), "--model", model])
-    assert result.exit_code == 1 and "no such file" in result.stderr
+    assert "no such file" in one_error_line(result)
     result = runner.invoke(toolkit, ["forecast", str(root / "s.csv"), "--model", str(tiny_model)])
-    assert result.exit_code == 1 and "holds a 'text_classifier' model" in result.stderr
-    for output in (result.stderr,):
-        assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+    assert "holds a 'text_classifier' model" in one_error_line(result)
 
 
 def test_too_short_for_training(tmp_path):

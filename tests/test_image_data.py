@@ -154,6 +154,7 @@ def test_real_fashion_mnist(cache):
     assert np.bincount(splits.test[1]).tolist() == [1000] * 10
 
 
+@pytest.mark.slow  # decodes all 60,000 JPEGs into a fresh cache
 @needs_data("cifar10")
 def test_real_cifar10_jpeg_copy(cache):
     splits = images.load("cifar10", SHARED_DATA / "cifar10")

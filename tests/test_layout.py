@@ -2,14 +2,13 @@
 
 import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from toolkit import config
 from toolkit.tasks import TASKS
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("toolkit", "cli")
 
 

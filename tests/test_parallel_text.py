@@ -4,7 +4,7 @@ import gzip
 
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_data
+from tests.helpers import SHARED_DATA, needs_data
 from toolkit.data import parallel_text
 from toolkit.errors import ToolkitError
 

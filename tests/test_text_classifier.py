@@ -17,15 +17,14 @@ def test_padding_is_masked(cell, pooling):
         np.testing.assert_allclose(padded[row], alone[0], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("task, classes, shape, low, high", [
-    ("binary", 2, (2, 1), 0.0, 1.0),
-    ("multiclass", 5, (2, 5), 0.0, 1.0),
-    ("regression", 1, (2, 1), -np.inf, np.inf),
-])
-def test_heads(task, classes, shape, low, high):
+@pytest.mark.parametrize("task, classes, shape", [("binary", 2, (2, 1)), ("multiclass", 5, (2, 5)),
+                                                 ("regression", 1, (2, 1))])
+def test_heads(task, classes, shape):
     model = build_text_classifier(12, task=task, num_classes=classes, units=4, embedding_dim=4, num_layers=2)
     out = model.predict(IDS, verbose=0)
-    assert out.shape == shape and np.all(out >= low) and np.all(out <= high)
+    assert out.shape == shape and np.isfinite(out).all()
+    if task != "regression":  # probabilities
+        assert ((out >= 0) & (out <= 1)).all(), out
     if task == "multiclass":
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
     loss, _ = loss_and_metrics(task)

@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_data
+from tests.helpers import SHARED_DATA, files_per_class, needs_data
 from toolkit.data import imdb, locate, text_folders
 from toolkit.errors import ToolkitError
 
@@ -13,15 +13,22 @@ def labels_of(dataset):
     return [int(label) for _, label in dataset.as_numpy_iterator()]
 
 
+def sorted_test_labels(text_data):
+    """The sorted labels of the reviews in text_data/test: 0 for each neg/ file, 1 for each pos/ file."""
+    counts = files_per_class(text_data / "test")
+    return [0] * counts["neg"] + [1] * counts["pos"]
+
+
 def test_text_folders_split_by_fixed_seed(text_data):
     a = text_folders.load_text_folders(text_data, validation_split=0.25, seed=3)
     b = text_folders.load_text_folders(text_data, validation_split=0.25, seed=3)
     assert a.class_names == ("neg", "pos")
     texts = lambda ds: sorted(t for t, _ in ds.as_numpy_iterator())  # noqa: E731
     assert texts(a.validation) == texts(b.validation)
-    assert len(texts(a.train)) == 60 and len(texts(a.validation)) == 20
+    reviews = sum(files_per_class(text_data / "train").values())
+    assert len(texts(a.validation)) == reviews // 4 and len(texts(a.train)) == reviews - reviews // 4
     assert not set(texts(a.train)) & set(texts(a.validation))
-    assert sorted(labels_of(a.test)) == [0] * 10 + [1] * 10  # the test folder, whole and untouched
+    assert sorted(labels_of(a.test)) == sorted_test_labels(text_data)  # the test folder, whole and untouched
 
 
 def test_text_folders_take_any_number_of_classes(tmp_path):
@@ -72,7 +79,7 @@ def test_imdb_reads_every_local_layout(text_data, tmp_path, cache):
     assert imdb.find_root(extracted.parent) == extracted  # a folder holding aclImdb/
     splits = text_folders.load_text_folders(imdb.find_root(tarball), imdb.CLASS_NAMES)
     assert splits.class_names == ("neg", "pos")  # unsup is not a class
-    assert sorted(labels_of(splits.test)) == [0] * 10 + [1] * 10
+    assert sorted(labels_of(splits.test)) == sorted_test_labels(text_data)
 
 
 def test_imdb_data_dir_from_environment(text_data, tmp_path, cache, monkeypatch):
@@ -116,7 +123,9 @@ def test_imdb_missing_copy_is_a_clear_error(tmp_path, cache):
 
 
 @needs_data("imdb")
-def test_real_imdb_splits(cache):
+def test_real_imdb_splits(monkeypatch):
+    # The default cache, not a fresh one: the tarball is extracted once, for this and the diagnose tests.
+    monkeypatch.delenv(locate.DATA_DIR_ENV, raising=False)
     splits = text_folders.load_text_folders(imdb.find_root(SHARED_DATA / "imdb"), imdb.CLASS_NAMES)
     assert int(splits.train.cardinality()) == 22500
     assert int(splits.validation.cardinality()) == 2500

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import assert_png
 from toolkit import training
 from toolkit.errors import ToolkitError
 
@@ -35,7 +36,7 @@ def test_fit_records_the_run(tmp_path):
     rows = read_history(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds"} <= set(rows[0])
-    assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert_png(tmp_path / "learning_curves.png")
     assert (tmp_path / training.BEST_MODEL).exists()
     assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch-0003.keras", "state.json"]
     assert not list(tmp_path.rglob("*.tmp*"))  # nothing half-written left behind
@@ -114,7 +115,7 @@ def test_plot_runs_compares_several_runs(tmp_path):
     for name in ("a", "b"):
         training.fit(tiny_model(), train, val, tmp_path / name, epochs=2, verbose=0)
     training.plot_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp.png", metric="accuracy")
-    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+    assert_png(tmp_path / "cmp.png")
     with pytest.raises(ToolkitError, match="no 'bleu' history"):
         training.plot_runs([tmp_path / "a"], tmp_path / "x.png", metric="bleu")
 
@@ -163,8 +164,8 @@ def test_no_clipped_fraction_without_clipping(tmp_path):
 
 def test_runs_from_before_an_option_existed_resume_with_its_old_value(tmp_path):
     """A run whose config predates an option resumes under that option's default, and only under it."""
-    from toolkit.errors import ToolkitError
     from toolkit.atomic import write_json
+    from toolkit.errors import ToolkitError
     from toolkit.training import check_same_settings
 
     write_json(tmp_path / "config.json", {"train": {"cell": "lstm", "epochs": 3}})

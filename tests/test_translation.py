@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.conftest import toy_translation
+from tests.helpers import one_error_line
 from toolkit.atomic import read_json
 
 SENTENCES = ["a big dog sees a cat.", "the man runs.", "a small red ball sleeps now."]
@@ -19,23 +19,27 @@ def runner():
     return CliRunner()
 
 
-def test_training_learns_the_toy_pair(tiny_translation_run):
+def test_training_learns_the_toy_pair(tiny_translation_config, tiny_translation_run, pair_data):
     metrics = read_json(tiny_translation_run / "metrics.json")
-    assert metrics["validation"]["bleu"] > 80, metrics
-    assert metrics["validation"]["sentences"] == 30
+    assert metrics["validation"]["bleu"] > 80, metrics  # held-out sentences, translated word for word
+    pairs = len(pair_data.read_text(encoding="utf-8").splitlines())
+    assert metrics["validation"]["sentences"] == round(pairs * tiny_translation_config.validation_split)
     assert (tiny_translation_run / "source.model").is_file()
     history = (tiny_translation_run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and len(history) > 2
 
 
 def test_export_answers_in_a_fresh_process(tiny_translator):
-    """The SavedModel needs TensorFlow and TF Text's ops only, and translates unseen sentences."""
+    """The SavedModel needs TensorFlow and TF Text's ops only, and answers as it does in this process."""
+    from toolkit.tasks.translation import Translator
+
     code = (
         "import json, sys, tensorflow as tf, tensorflow_text\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
         "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
         "greedy = m.signatures['translate'](text=tf.constant(json.loads(sys.argv[2])), "
         "beam_size=tf.constant(1), length_penalty=tf.constant(1.0))\n"
+        "assert not any(name.split('.')[0] in ('toolkit', 'cli') for name in sys.modules)\n"
         "print(json.dumps([[t.decode() for t in o['translation'].numpy()] for o in (out, greedy)] "
         "+ [out['score'].numpy().tolist()]))\n"
     )
@@ -44,17 +48,19 @@ def test_export_answers_in_a_fresh_process(tiny_translator):
                             capture_output=True, text=True, cwd="/", timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     beam, greedy, scores = json.loads(result.stdout.strip().splitlines()[-1])
-    assert beam == [toy_translation(s) for s in sentences]
-    assert greedy == beam
-    assert all(-1.0 < s <= 0.0 for s in scores)
+    translator = Translator(tiny_translator)
+    here = translator.translate(sentences)  # serving_default: the exported beam size and length penalty
+    assert beam == [t["translation"] for t in here]
+    assert scores == pytest.approx([t["score"] for t in here], abs=1e-4)
+    assert all(s <= 0.0 for s in scores), scores  # log-probabilities
+    assert greedy == [t["translation"] for t in translator.translate(sentences, beam_size=1, length_penalty=1.0)]
 
 
 def test_export_matches_the_run_graph(tiny_translation_run, tiny_translator):
     import keras
 
-    from toolkit.tasks.translation import Translator
     from toolkit.preprocessing.sequences import load_tokenizer
-    from toolkit.tasks.translation import TranslationGraph, translate_all
+    from toolkit.tasks.translation import TranslationGraph, Translator, translate_all
 
     model = keras.saving.load_model(tiny_translation_run / "best.keras", compile=False)
     graph = TranslationGraph(model, load_tokenizer(tiny_translation_run, "source"),
@@ -78,22 +84,31 @@ def test_beam_is_never_worse_than_greedy_on_its_own_score(tiny_translator):
 
 
 def test_translate_arguments_file_and_stdin(runner, tiny_translator, tmp_path):
-    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), *SENTENCES[:1], "a dog runs."])
+    """The command answers what the exported model answers, from arguments, a file (blank lines kept) and stdin."""
+    from toolkit.tasks.translation import Translator
+
+    translator = Translator(tiny_translator)
+    sentences = [SENTENCES[0], "a dog runs.", "a cat sleeps."]
+    beam = dict(zip(sentences, (t["translation"] for t in translator.translate(sentences))))
+    greedy = translator.translate(["a man runs."], beam_size=1)[0]["translation"]
+    assert all(beam.values()) and greedy
+
+    result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), *sentences[:2]])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == ["ein großer Hund sieht ein Katze.", "ein Hund rennt."]
+    assert result.stdout.splitlines() == [beam[s] for s in sentences[:2]]
 
     lines = tmp_path / "lines.txt"
     lines.write_text("a dog runs.\n\n   \na cat sleeps.\n", encoding="utf-8")
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", str(lines), "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["translation"] for r in rows] == ["ein Hund rennt.", "", "", "ein Katze schläft."]
+    assert [r["translation"] for r in rows] == [beam["a dog runs."], "", "", beam["a cat sleeps."]]
     assert rows[1]["source"] == "" and rows[1]["score"] == 0.0
 
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--beam-size", "1"],
                            input="a man runs.\n")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "ein Mann rennt."
+    assert result.stdout.splitlines() == [greedy]
 
 
 def test_translate_hostile_sentences(runner, tiny_translator):
@@ -110,8 +125,9 @@ def test_translate_hostile_sentences(runner, tiny_translator):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("case", ["missing", "binary", "folder", "empty"])
-def test_translate_bad_files(runner, tiny_translator, tmp_path, case):
+@pytest.mark.parametrize("case, message", [("missing", "no such file"), ("binary", "binary file"),
+                                           ("folder", "is a folder"), ("empty", "empty file")])
+def test_translate_bad_files(runner, tiny_translator, tmp_path, case, message):
     path = tmp_path / "input.txt"
     if case == "binary":
         path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
@@ -120,8 +136,7 @@ def test_translate_bad_files(runner, tiny_translator, tmp_path, case):
     elif case == "empty":
         path.write_bytes(b"")
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", str(path)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert f"{path}: {message}" in one_error_line(result)
 
 
 def test_translate_refuses_other_models(runner, tiny_model, tmp_path):
@@ -134,9 +149,9 @@ def test_translate_refuses_other_models(runner, tiny_model, tmp_path):
 
 def test_translate_usage_errors(runner, tiny_translator, tmp_path):
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--beam-size", "0", "a dog."])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "Invalid value for '--beam-size'" in result.stderr, result.output
     result = runner.invoke(toolkit, ["translate", "--model", str(tiny_translator), "--file", "x.txt", "a dog."])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "give sentences or --file, not both" in result.stderr, result.output
 
 
 def test_evaluate_translation_on_a_pair_file(runner, tiny_translator, pair_data):
@@ -144,7 +159,8 @@ def test_evaluate_translation_on_a_pair_file(runner, tiny_translator, pair_data)
                                      "--pairs", str(pair_data), "--beam-size", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["sentences"] == 300 and report["beam_size"] == 2
+    pairs = len(pair_data.read_text(encoding="utf-8").splitlines())
+    assert report["sentences"] == pairs and report["beam_size"] == 2
     assert report["bleu"] > 80 and report["chrf"] > 80
 
 
@@ -156,32 +172,31 @@ def test_export_refuses_an_existing_version(runner, tiny_translation_run, tiny_t
 
 
 def test_train_resumes_a_finished_run_without_retraining(tiny_translation_config, tiny_translation_run):
-    import time
-
+    """Training a finished run again trains no epoch, and scores the same model the same way."""
     from toolkit.tasks.translation import train
 
-    before = (tiny_translation_run / "best.keras").stat().st_mtime_ns
-    start = time.monotonic()
+    best = (tiny_translation_run / "best.keras").stat().st_mtime_ns
+    history = (tiny_translation_run / "history.csv").read_text()
+    before = read_json(tiny_translation_run / "metrics.json")
     results = train(tiny_translation_config, tiny_translation_run)
-    assert (tiny_translation_run / "best.keras").stat().st_mtime_ns == before
-    assert results["validation"]["bleu"] > 80
-    assert time.monotonic() - start < 120
+    assert (tiny_translation_run / "best.keras").stat().st_mtime_ns == best
+    assert (tiny_translation_run / "history.csv").read_text() == history
+    assert results["epochs_trained"] == before["epochs_trained"]
+    assert results["validation"]["bleu"] == pytest.approx(before["validation"]["bleu"], abs=1e-6)
 
 
-def test_ensemble_export(tiny_translation_run, tmp_path):
+def test_ensemble_export(tiny_translation_run, tiny_translator, tmp_path):
     """Two identical members average to the single model; members with other tokenisers are refused."""
     import shutil
 
     from toolkit.errors import ToolkitError
-    from toolkit.tasks.translation import Translator
     from toolkit.preprocessing.sequences import make_tokenizer
-    from toolkit.tasks.translation import export_run
+    from toolkit.tasks.translation import Translator, export_run
 
     twin = tmp_path / "twin"
     shutil.copytree(tiny_translation_run, twin)
     export_run([tiny_translation_run, twin], tmp_path / "models", "pair", 1)
-    export_run(tiny_translation_run, tmp_path / "models", "single", 1)
-    ensemble, single = Translator(tmp_path / "models" / "pair"), Translator(tmp_path / "models" / "single")
+    ensemble, single = Translator(tmp_path / "models" / "pair"), Translator(tiny_translator)
     assert len(ensemble.metadata["ensemble"]) == 2
     got, expected = ensemble.translate(SENTENCES, beam_size=2), single.translate(SENTENCES, beam_size=2)
     assert [g["translation"] for g in got] == [e["translation"] for e in expected]
