@@ -11,7 +11,6 @@ from cli import options
 from cli.output import Progress, echo_answer
 from toolkit.errors import ToolkitError
 
-MAX_IMAGE_BYTES = 50_000_000
 CHUNK = 256  # files decoded and classified at a time: memory stays bounded for any number of files
 
 
@@ -71,6 +70,7 @@ def decoded_chunks(paths, decode, failed):
     A file that cannot be read or decoded gets one `Error:` line on stderr and is appended to
     `failed`; the others go on.
     """
+    from toolkit.preprocessing.image import MAX_IMAGE_BYTES
     from toolkit.user_files import read_bytes
 
     paths = iter(paths)

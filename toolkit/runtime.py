@@ -7,8 +7,36 @@ imports TensorFlow through `import_tensorflow()`, which silences descriptor 2 me
 Set TOOLKIT_DEBUG=1 to see everything.
 """
 
+import contextlib
 import os
 import sys
+import tempfile
+import types
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Collects what native code writes straight to file descriptor 2 meanwhile, as `.text`.
+
+    TensorFlow's start-up chatter and libjpeg's warnings bypass Python's `sys.stderr`. The
+    descriptor is process-wide: what other threads write meanwhile is collected too. With
+    TOOLKIT_DEBUG set, the text is written on to stderr afterwards.
+    """
+    captured = types.SimpleNamespace(text="")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+    if captured.text and os.environ.get("TOOLKIT_DEBUG"):
+        sys.stderr.write(captured.text)
 
 
 def import_tensorflow():
@@ -18,18 +46,9 @@ def import_tensorflow():
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with captured_stderr():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # initialises the devices: the CUDA probe logs here
         tf.get_logger().setLevel("ERROR")  # retracing and AutoGraph notices are for developers
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     return tf

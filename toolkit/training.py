@@ -113,7 +113,6 @@ class Run:
             model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
         model, history = fit(model, train, validation, self.run_dir, epochs=self.config.epochs,
                              patience=self.config.patience, monitor=monitor, mode=mode)
-        self.history = history
         return model, {"parameters": model.count_params(), "epochs_trained": len(history),
                        "best_epoch": best_epoch(history, monitor, mode), "train_seconds": training_seconds(history)}
 

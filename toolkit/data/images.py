@@ -29,7 +29,6 @@ from toolkit.data import archives, locate
 from toolkit.errors import ToolkitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-MAX_IMAGE_BYTES = 50_000_000  # as `toolkit classify` reads
 CHUNK = 1024  # image files read, then decoded, at a time: memory holds the bytes of CHUNK files
 DEFAULT_SEED = 1337
 
@@ -174,16 +173,10 @@ def _has_tensorflow():
 
 def _encoded(path):
     """The bytes of an image file as `decode_image` should see them (`checked_bytes`); ToolkitError if unusable."""
-    from toolkit.preprocessing.image import checked_bytes
+    from toolkit.preprocessing.image import MAX_IMAGE_BYTES, checked_bytes
+    from toolkit.user_files import read_bytes
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_IMAGE_BYTES + 1)
-    except OSError as e:
-        raise ToolkitError(f"{path}: cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ToolkitError(f"{path}: too large (over {MAX_IMAGE_BYTES / 1e6:.0f} MB)")
-    return checked_bytes(data, path)
+    return checked_bytes(read_bytes(path, MAX_IMAGE_BYTES), path)
 
 
 def _decode_with_tensorflow(paths, image_size):
@@ -198,8 +191,8 @@ def _decode_with_tensorflow(paths, image_size):
     the JPEGs are decoded again one by one, as `toolkit classify` does, and those it refuses
     are skipped too.
     """
-    from toolkit.preprocessing.image import LIBJPEG_CORRUPT, native_stderr
-    from toolkit.runtime import import_tensorflow
+    from toolkit.preprocessing.image import LIBJPEG_CORRUPT
+    from toolkit.runtime import captured_stderr, import_tensorflow
 
     tf = import_tensorflow()
     skipped = {}
@@ -213,7 +206,7 @@ def _decode_with_tensorflow(paths, image_size):
 
     items = encoded()
     parts = []
-    with native_stderr() as stderr:
+    with captured_stderr() as stderr:
         first = _first_decodable(items, skipped, tf)
         if first is not None:  # it sets the size and the channels
             data, index, (height, width, native) = first

@@ -12,19 +12,16 @@ because TensorFlow's GIF decoder inflates every frame of an animation before it 
 first (a 1 MB GIF of 300 frames at 2000x2000 took 1.9 GB).
 """
 
-import contextlib
 import io
-import os
 import re
-import sys
-import tempfile
-import types
 import warnings
 
 import keras
 
 from toolkit.errors import ToolkitError
+from toolkit.runtime import captured_stderr
 
+MAX_IMAGE_BYTES = 50_000_000  # an image file read for training or answering
 MAX_IMAGE_PIXELS = 50_000_000
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "MPO")  # what tf.io.decode_image reads (MPO: a JPEG with extra frames)
 # Arrays decoded by an older decoder are not reused from the cache (`toolkit.data.images`): bump this
@@ -128,7 +125,7 @@ def decode_pixels(data, image_shape, name="image"):
     tf = import_tensorflow()
     data = checked_bytes(data, name)
     try:
-        with native_stderr() as stderr:
+        with captured_stderr() as stderr:
             pixels = decode_image(tf.constant(data), tuple(image_shape[:2]), image_shape[2]).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
         raise ToolkitError(f"{name}: not a readable image ({readable_reason(str(e))})") from None
@@ -235,8 +232,9 @@ def decode_image_with_pillow(data, size=None, channels=None):
     if native.shape[-1] >= 3:
         image = native[..., :3]
         if channels == 1:  # tf.image.rgb_to_grayscale on uint8, in float32
-            scaled = image.astype(np.float32) * np.float32(1 / 255)
-            gray = np.tensordot(scaled, np.array([0.2989, 0.5870, 0.1140], np.float32), axes=([-1], [-1]))
+            s = image.astype(np.float32) * np.float32(1 / 255)
+            w = np.array([0.2989, 0.5870, 0.1140], np.float32)  # summed in TensorFlow's order: equal on all 2^24 colours
+            gray = (s[..., 0] * w[0] + s[..., 1] * w[1]) + s[..., 2] * w[2]
             image = (gray[..., None] * np.float32(255.5)).astype(np.uint8)
     else:
         image = native[..., :1]
@@ -280,30 +278,6 @@ def readable_reason(message):
         return "unsupported pixel format"
     message = message.splitlines()[0] if message else "cannot decode"
     return message if len(message) < 120 else message[:117] + "..."
-
-
-@contextlib.contextmanager
-def native_stderr():
-    """Collects what native code (libjpeg) writes straight to file descriptor 2 meanwhile, as `.text`.
-
-    The descriptor is process-wide: whatever other threads write meanwhile is collected too.
-    With TOOLKIT_DEBUG set, the text is written on to stderr as well.
-    """
-    captured = types.SimpleNamespace(text="")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.text = sink.read().decode("utf-8", "replace")
-    if captured.text and os.environ.get("TOOLKIT_DEBUG"):
-        sys.stderr.write(captured.text)
 
 
 # === Augmentation ===
