@@ -5,7 +5,7 @@ import math
 
 import click
 
-from toolkit.config import OPTIMIZERS, RECURRENT_INITS, SCHEDULES
+from toolkit.config import OPTIMIZERS, PRECISIONS, RECURRENT_INITS, SCHEDULES, STRATEGIES
 
 data_dir = click.option(
     "--data-dir", type=click.Path(), default=None,
@@ -86,6 +86,13 @@ def run_options(config_class):
                 help="Stop after this many epochs without a better validation score"
                      + (" (default: train every epoch)." if _default(config_class, "patience") is None else ".")),
         setting(config_class, "seed", help="Seeds data splits, shuffling and initialisation."),
+        setting(config_class, "strategy", type=click.Choice(STRATEGIES),
+                help="Where to train: auto (one device, all local GPUs when there are several, or the cluster "
+                     "TF_CONFIG names), one-device, mirrored (local GPUs), multi-worker (TF_CONFIG). "
+                     "--batch-size is the global batch. See README, Scaling out."),
+        setting(config_class, "precision", type=click.Choice(PRECISIONS),
+                help="Compute in 16 bits with float32 weights (mixed_float16 with loss scaling, for GPUs; "
+                     "mixed_bfloat16 for TPUs and recent CPUs/GPUs). Exports stay float32."),
     ]
 
     def apply(command):

@@ -20,6 +20,9 @@ RECURRENT_INITS = ("orthogonal", "glorot_uniform", "uniform", "identity")
 # Activations for the SimpleRNN's state update. A binary step is not offered: its derivative
 # is zero almost everywhere, so no gradient flows back through time at all.
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
+# Where a run trains (see `toolkit.distribute`), and the precision its layers compute in.
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +40,12 @@ class RunConfig:
     clip_norm: float = None  # gradient clipping by global norm; None = off
     patience: int = None  # stop after this many epochs without a better validation score; None = never
     seed: int = 1337
+    strategy: str = "auto"  # see toolkit.distribute: auto | one-device | mirrored | multi-worker
+    precision: str = "float32"  # or mixed_float16 / mixed_bfloat16: float32 variables, 16-bit compute
 
-    # Settings a run may change when it is resumed (the stopping rules); any other change is a new experiment.
-    RESUMABLE = ("epochs", "patience")
+    # Settings a run may change when it is resumed: the stopping rules, and where it trains
+    # (a run started on one GPU may go on over several); any other change is a new experiment.
+    RESUMABLE = ("epochs", "patience", "strategy")
     # Settings renamed since runs were first written: old name -> new name (old runs still resume).
     RENAMED = {}
 
@@ -52,6 +58,8 @@ class RunConfig:
         positive(self, "epochs", "batch_size", "learning_rate")
         choice(self, "optimizer", OPTIMIZERS)
         choice(self, "schedule", SCHEDULES)
+        choice(self, "strategy", STRATEGIES)
+        choice(self, "precision", PRECISIONS)
         positive(self, "clip_norm", optional=True)
         if self.patience is not None:
             at_least(self, "patience", 0)  # 0: never stop early

@@ -49,6 +49,7 @@ def import_tensorflow():
     with captured_stderr():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # initialises the devices: the CUDA probe logs here
+        tf.config.list_physical_devices()  # the CUDA probe logs here; the runtime itself starts later (a
+        # multi-worker strategy must configure it first)
         tf.get_logger().setLevel("ERROR")  # retracing and AutoGraph notices are for developers
     return tf

@@ -46,36 +46,65 @@ class Run:
     """One training run folder, from the checks before anything is written to `metrics.json`.
 
     `config` is the task's `TrainConfig` (a `toolkit.config.RunConfig`). Creating a `Run`
-    validates every setting and, for a folder that already holds a run, refuses other
-    settings (only the stopping rules may change: `config.RESUMABLE`), then seeds every
-    random generator. Nothing is written until `write_config`. Used as a context manager,
-    it owns the folder while it trains: a second training into it fails at once, and what
-    killed writes left behind is removed.
+    validates every setting, places the run (`config.strategy`, see `toolkit.distribute`)
+    and, for a folder that already holds a run, refuses other settings (only those in
+    `config.RESUMABLE` may change), then seeds every random generator. Nothing is written
+    until `write_config`. Used as a context manager, it owns the folder while it trains: a
+    second training into it fails at once, and what killed writes left behind is removed;
+    models built inside compute in `config.precision` under the run's strategy.
+
+    In a multi-worker run only the chief writes `run_dir`; every other worker works in a
+    private copy of it (`self.run_dir`, deleted at the end), so the task's code is the same
+    on every worker and a restarted cluster resumes from the chief's last checkpoint.
     """
 
     # Facts about the data that may differ when a run resumes: where it trained, not what it learnt from.
     VOLATILE_FACTS = ("backend", "command")
 
     def __init__(self, run_dir, kind, config):
+        from toolkit import distribute
+
         config.validate()
-        self.run_dir, self.kind, self.config = Path(run_dir), kind, config
-        self.previous = check_run_folder(self.run_dir)
-        check_same_settings(self.run_dir, config.settings(), may_change=config.RESUMABLE,
+        self.kind, self.config = kind, config
+        self.folder = self.run_dir = Path(run_dir)  # the run folder; `run_dir` is where this process writes
+        self.previous = check_run_folder(self.folder)
+        check_same_settings(self.folder, config.settings(), may_change=config.RESUMABLE,
                             defaults=type(config)().settings(), renamed=config.RENAMED)
+        self.placement = distribute.place(config.strategy)  # before TensorFlow runs an op
         keras.utils.set_random_seed(config.seed)
-        self._lock = None
+        self._stack = None
 
     def __enter__(self):
-        self._lock = folder_lock(self.run_dir, f"{self.run_dir} is being trained by another process right now; "
-                                               "wait for it, or use another --out folder")
-        self._lock.__enter__()
-        for folder in (self.run_dir, self.run_dir / "checkpoint"):
-            remove_leftovers(folder)
+        import contextlib
+        import tempfile
+
+        from toolkit import distribute
+
+        stack = contextlib.ExitStack()
+        try:
+            if not self.placement.is_chief:
+                task, index = self.placement.task
+                self.run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"toolkit-{task}{index}-")))
+                copy_for_worker(self.folder, self.run_dir)
+            stack.enter_context(folder_lock(self.run_dir, f"{self.run_dir} is being trained by another process right "
+                                                          "now; wait for it, or use another --out folder"))
+            for folder in (self.run_dir, self.run_dir / "checkpoint"):
+                remove_leftovers(folder)
+            stack.enter_context(distribute.precision(self.config.precision))
+            stack.enter_context(self.placement.scope())
+            stack.callback(self.placement.close)
+        except BaseException:
+            stack.close()
+            raise
+        if self.placement.strategy is not None or self.placement.replicas > 1:
+            print(self.placement.describe(), file=sys.stderr)
+        self._stack = stack
         return self
 
     def __exit__(self, *exc):
-        self._lock.__exit__(*exc)
-        self._lock = None
+        stack, self._stack = self._stack, None
+        self.run_dir = self.folder
+        return stack.__exit__(*exc)
 
     def write_config(self, **facts):
         """`config.json`: the kind, what the task knows about its data (`facts`), the settings, the command.
@@ -96,23 +125,30 @@ class Run:
         """The config's optimiser and learning-rate schedule, with gradient clipping at `clip_norm`.
 
         A schedule needs the number of steps: give `steps_per_epoch`, or the `train` batches,
-        which are then counted once (bucketed datasets do not know their length).
+        which are then counted once (bucketed datasets do not know their length). Under
+        mixed_float16 it is wrapped in a `LossScaleOptimizer` (stored so in checkpoints).
         """
         config = self.config
         if config.schedule == "constant" and not warmup_epochs:
-            return make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, **kwargs)
-        if steps_per_epoch is None:
-            steps_per_epoch = int(train.reduce(0, lambda n, _: n + 1))
-        return make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, schedule=config.schedule,
-                              total_steps=config.epochs * steps_per_epoch,
-                              warmup_steps=min(warmup_epochs, config.epochs / 2) * steps_per_epoch, **kwargs)
+            optimizer = make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, **kwargs)
+        else:
+            if steps_per_epoch is None:
+                steps_per_epoch = int(train.reduce(0, lambda n, _: n + 1))
+            optimizer = make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
+                                       schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
+                                       warmup_steps=min(warmup_epochs, config.epochs / 2) * steps_per_epoch, **kwargs)
+        if config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     def fit(self, model, train, validation, monitor="val_loss", mode="min", summary=True):
         """Fits the compiled `model` (resuming an interrupted run); (best model, results so far)."""
         if summary:
             model.summary(print_fn=lambda line, **_: print(line, file=sys.stderr))
-        model, history = fit(model, train, validation, self.run_dir, epochs=self.config.epochs,
-                             patience=self.config.patience, monitor=monitor, mode=mode)
+        distribute = self.placement.distribute
+        with self.placement.lost_workers_reported(self.folder):
+            model, history = fit(model, distribute(train), distribute(validation), self.run_dir,
+                                 epochs=self.config.epochs, patience=self.config.patience, monitor=monitor, mode=mode)
         return model, {"parameters": model.count_params(), "epochs_trained": len(history),
                        "best_epoch": best_epoch(history, monitor, mode), "train_seconds": training_seconds(history)}
 
@@ -120,6 +156,20 @@ class Run:
         """Writes `metrics.json` (the task has added its test scores) and returns `results`."""
         write_json(self.run_dir / METRICS_FILE, results)
         return results
+
+
+def copy_for_worker(run_dir, copy):
+    """Copies what a non-chief worker resumes from (the chief's checkpoint, best model, vocabulary...) into `copy`.
+
+    Only a run that has finished an epoch is copied: before that, every worker builds the
+    same start from the same seeded data, and the chief may still be writing its first files.
+    """
+    import shutil
+
+    if not (Path(run_dir) / "checkpoint" / "state.json").is_file():
+        return
+    shutil.copytree(run_dir, copy, dirs_exist_ok=True,
+                    ignore=lambda folder, names: [n for n in names if n.startswith(".") and ".tmp" in n])
 
 
 def check_run_folder(run_dir):
@@ -245,7 +295,9 @@ class _RecordsGradientNorm:
 
     def build(self, variables):
         super().build(variables)
-        self.gradient_norm = self.add_variable((), initializer="zeros", name="gradient_norm")
+        # Under a distribution strategy each replica sees its own gradient: keep the first replica's.
+        self.gradient_norm = self.add_variable((), initializer="zeros", aggregation="only_first_replica",
+                                               name="gradient_norm")
 
     def apply(self, grads, trainable_variables=None):
         if not self.built:
@@ -286,14 +338,14 @@ class GradientMonitor(keras.callbacks.Callback):
         self.norms = []
 
     def on_train_batch_end(self, batch, logs=None):
-        variable = getattr(self.model.optimizer, "gradient_norm", None)
+        variable = getattr(_unwrapped(self.model.optimizer), "gradient_norm", None)
         if variable is not None:
             self.norms.append(float(keras.ops.convert_to_numpy(variable)))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.norms or logs is None:
             return
-        clip = self.model.optimizer.global_clipnorm
+        clip = _unwrapped(self.model.optimizer).global_clipnorm
         logs["gradient_norm"] = sum(self.norms) / len(self.norms)
         logs["gradient_norm_max"] = max(self.norms)
         if clip:
@@ -305,6 +357,11 @@ class GradientMonitor(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         write_text(self.path, buffer.getvalue())
+
+
+def _unwrapped(optimizer):
+    """The optimiser itself, inside the `LossScaleOptimizer` that mixed_float16 wraps around it."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -488,6 +545,13 @@ def compile_sequence_model(model, optimizer, label_smoothing):
     model.compile(optimizer=optimizer, loss=SmoothedCrossEntropy(label_smoothing),
                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model
+
+
+def load_best(run_dir):
+    """The run's best model for export: in float32 throughout, whatever precision it trained in."""
+    from toolkit.distribute import float32_model
+
+    return float32_model(keras.saving.load_model(Path(run_dir) / BEST_MODEL, compile=False))
 
 
 def read_run(run_dir, kind):

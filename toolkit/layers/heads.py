@@ -33,4 +33,4 @@ def classification_head(x, num_classes, *, dropout=0.0, l2=0.0, hidden=()):
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
-                              name="probabilities")(x)
+                              name="probabilities", dtype="float32")(x)

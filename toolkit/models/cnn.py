@@ -60,7 +60,8 @@ def build_lenet5(*, num_classes=10, input_shape=(32, 32, 1), pixel_mean=None, pi
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(120, activation="tanh", name="c5")(x)
     x = keras.layers.Dense(84, activation="tanh", name="f6")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
+                                 dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -39,7 +39,7 @@ class AttentionDecoder:
         layers = {
             "target_embedding": keras.layers.Embedding(vocabulary_size, embedding_dim, name="target_embedding"),
             "output_projection": keras.layers.Dense(embedding_dim, activation="tanh", name="output_projection"),
-            "logits": keras.layers.Dense(vocabulary_size, name="logits"),
+            "logits": keras.layers.Dense(vocabulary_size, name="logits", dtype="float32"),
             "decoder_dropout": keras.layers.Dropout(dropout, name="decoder_dropout"),
         }
         if attention is not None:

@@ -25,9 +25,10 @@ def build_forecaster(window, horizon, *, cell="lstm", units=32, num_layers=1, bi
                             activation=activation, kernel_regularizer=regularizer, name=f"rnn_{i}")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     if gaussian:
-        outputs = keras.layers.Dense(2 * horizon, kernel_regularizer=regularizer, name="mean_and_log_variance")(x)
+        outputs = keras.layers.Dense(2 * horizon, kernel_regularizer=regularizer, name="mean_and_log_variance",
+                                     dtype="float32")(x)
     else:
-        outputs = keras.layers.Dense(horizon, kernel_regularizer=regularizer, name="mean")(x)
+        outputs = keras.layers.Dense(horizon, kernel_regularizer=regularizer, name="mean", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="forecaster")
 
 

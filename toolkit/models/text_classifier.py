@@ -96,13 +96,15 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
 
     # === Head: the output distribution of the task ===
+    # In float32 under mixed precision too: probabilities near 0 and 1 need its resolution.
     if task == "binary":
-        outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="probability")(x)
+        outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="probability",
+                                     dtype="float32")(x)
     elif task == "multiclass":
         outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
-                                     name="probabilities")(x)
+                                     name="probabilities", dtype="float32")(x)
     else:
-        outputs = keras.layers.Dense(1, kernel_regularizer=regularizer, name="value")(x)
+        outputs = keras.layers.Dense(1, kernel_regularizer=regularizer, name="value", dtype="float32")(x)
     return keras.Model(token_ids, outputs, name=name)
 
 

@@ -56,7 +56,7 @@ class TrainConfig(settings.RunConfig):
     beam_size: int = 3  # the exported model's default search
     length_penalty: float = 1.0
 
-    RESUMABLE = ("epochs", "patience", "beam_size", "length_penalty")
+    RESUMABLE = settings.RunConfig.RESUMABLE + ("beam_size", "length_penalty")
 
     def validate(self):
         from toolkit.models.image_encoders import check_name
@@ -344,7 +344,7 @@ def export_run(run_dir, to, name, version):
     run_dir = Path(run_dir)
     config = training.read_run(run_dir, KIND)
     settings = config["train"]
-    model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
+    model = training.load_best(run_dir)
     encoder = None
     if is_frozen(settings["encoder"]):
         encoder = build_image_encoder(settings["encoder"], settings["image_size"], weights=None)

@@ -282,7 +282,7 @@ def export_run(run_dir, to, name, version):
 
     run_dir = Path(run_dir)
     config = training.read_run(run_dir, KIND)
-    model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
+    model = training.load_best(run_dir)
     gaussian = config["train"]["loss"] == "gaussian"
     metrics = config["metrics"]
     metadata = {"kind": KIND, "series": config["series"], "window": config["train"]["window"],

@@ -223,7 +223,7 @@ def export_run(run_dirs, to, name, version):
         if configs and (config["task"], config["class_names"]) != (configs[0]["task"], configs[0]["class_names"]):
             raise ToolkitError(f"{run_dir} has other classes or another task than {run_dirs[0]}: "
                                "an ensemble's members must answer the same question")
-        members.append((keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False),
+        members.append((training.load_best(run_dir),
                         TextPreprocessor.load(run_dir)))
         configs.append(config)
     first = configs[0]

@@ -54,7 +54,7 @@ class TrainConfig(settings.RunConfig):
     beam_size: int = 5  # the exported model's default search
     length_penalty: float = 1.0
 
-    RESUMABLE = ("epochs", "patience", "beam_size", "length_penalty")
+    RESUMABLE = settings.RunConfig.RESUMABLE + ("beam_size", "length_penalty")
 
     def validate(self):
         super().validate()
@@ -295,7 +295,7 @@ def export_run(run_dirs, to, name, version):
         if fingerprints[-1] != fingerprints[0]:
             raise ToolkitError(f"{run_dir} has other tokenisers than {run_dirs[0]}: an ensemble's members must "
                                "share them (train them on the same data with the same --tokenizer settings)")
-        models.append(keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False))
+        models.append(training.load_best(run_dir))
         configs.append(config)
     first = configs[0]
     graph = TranslationGraph(models, load_tokenizer(run_dirs[0], "source"), load_tokenizer(run_dirs[0], "target"))

@@ -1,0 +1,198 @@
+"""Training over several processes: `--strategy multi-worker` with TF_CONFIG, two workers on 127.0.0.1.
+
+Each test starts real `toolkit train` processes, as README's "Scaling out" shows, on free
+ports; every process is killed if it outlives TIMEOUT, so no test can hang.
+"""
+
+import csv
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from tests.helpers import NEGATIVE, POSITIVE, REPO, write_reviews
+
+TIMEOUT = 240  # seconds any one process may run
+TOOLKIT = [sys.executable, "-c", "from cli.main import main; main()"]
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def start_workers(args, logs, tag, workers=2):
+    """`toolkit ARGS` in `workers` processes that form one cluster; their output goes to LOGS/TAG-i.log."""
+    ports = free_ports(workers)
+    processes = []
+    for index in range(workers):
+        env = {**os.environ, "TF_CONFIG": tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        with open(logs / f"{tag}-{index}.log", "w") as log:
+            processes.append(subprocess.Popen(TOOLKIT + args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def wait_all(processes, logs=None, tag=None):
+    """The exit codes, once every process has ended by itself within TIMEOUT (else all are killed, and the test fails)."""
+    deadline = time.monotonic() + TIMEOUT
+    codes = []
+    try:
+        for process in processes:
+            codes.append(process.wait(timeout=max(1.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        pytest.fail(f"a worker ran past {TIMEOUT} s" + (f"; see {logs}/{tag}-*.log" if logs else ""))
+    return codes
+
+
+def steps_per_epoch(run_dir):
+    """{epoch: training steps} from the run's gradient_norms.csv (one row per step)."""
+    with open(run_dir / "gradient_norms.csv") as f:
+        return dict(Counter(int(row["epoch"]) for row in csv.DictReader(f)))
+
+
+def epochs_recorded(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def log_text(logs, tag, index):
+    return (logs / f"{tag}-{index}.log").read_text(errors="replace")
+
+
+def run_one(args):
+    return subprocess.run(TOOLKIT + args, env={**os.environ, "TF_CONFIG": "", "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=REPO,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def kill_mid_training_and_resume(args, run_dir, logs, epochs):
+    """Kills worker 1 with SIGKILL once the chief has checkpointed epoch 1; the other worker must stop by
+    itself with one line; both restarted with the same command finish the run from the checkpoint."""
+    workers = start_workers(args, logs, "killed")
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.monotonic() + TIMEOUT
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        assert workers[0].poll() is None and workers[1].poll() is None, log_text(logs, "killed", 0)[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+    os.kill(workers[1].pid, signal.SIGKILL)
+    codes = wait_all(workers, logs, "killed")
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert codes[1] == -signal.SIGKILL
+    assert codes[0] != 0 and killed_at < epochs, "the chief cannot finish without its peer"
+    last = [line for line in log_text(logs, "killed", 0).splitlines() if line.strip()][-1]
+    assert last.startswith("Error: the cluster lost a worker") and "resumes from the last checkpoint" in last, last
+
+    assert wait_all(start_workers(args, logs, "resumed"), logs, "resumed") == [0, 0]
+    assert f"Resuming {run_dir} after epoch {killed_at}." in log_text(logs, "resumed", 0)
+    assert epochs_recorded(run_dir) == list(range(1, epochs + 1))
+    assert (run_dir / "metrics.json").is_file()
+    return killed_at
+
+
+# === Text classification ===
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reviews")
+    rng = random.Random(1)
+    for split, count in (("train", 120), ("test", 10)):
+        write_reviews(root / split / "neg", NEGATIVE, count, rng)
+        write_reviews(root / split / "pos", POSITIVE, count, rng)
+    return root
+
+
+def sentiment_args(data, run_dir, epochs, batch_size=16):
+    return ["train", "sentiment", "--data-dir", str(data), "--out", str(run_dir), "--epochs", str(epochs),
+            "--units", "8", "--embedding-dim", "8", "--vocabulary-size", "100", "--batch-size", str(batch_size)]
+
+
+def test_two_workers_train_sentiment_as_one_worker_would(reviews, tmp_path):
+    from toolkit.tasks import load
+
+    two, one = tmp_path / "two", tmp_path / "one"
+    codes = wait_all(start_workers(sentiment_args(reviews, two, 2) + ["--strategy", "multi-worker"], tmp_path, "two"),
+                     tmp_path, "two")
+    assert codes == [0, 0], log_text(tmp_path, "two", 0)[-3000:]
+    assert "Strategy multi-worker: 2 replicas on 2 workers (this is worker 0, the chief)" in log_text(tmp_path, "two", 0)
+    single = run_one(sentiment_args(reviews, one, 2))
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    # The global batch is --batch-size: two workers take the steps one takes.
+    assert steps_per_epoch(two) == steps_per_epoch(one)
+    assert sum(steps_per_epoch(one).values()) > 2
+    # Only the chief wrote the run folder, and it holds what a one-worker run holds.
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    config = json.loads((two / "config.json").read_text())
+    assert config["train"]["strategy"] == "multi-worker"
+
+    exported = run_one(["export", str(two), "--to", str(tmp_path / "models"), "--name", "sentiment"])
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    answers = load(tmp_path / "models" / "sentiment").predict(["A wonderful, brilliant film.", "Awful and dull."])
+    assert [a["label"] for a in answers] == ["pos", "neg"]
+
+
+def test_a_killed_worker_resumes_sentiment_from_the_last_checkpoint(reviews, tmp_path):
+    run_dir = tmp_path / "run"
+    args = sentiment_args(reviews, run_dir, 5, batch_size=4) + ["--strategy", "multi-worker"]
+    kill_mid_training_and_resume(args, run_dir, tmp_path, epochs=5)
+
+
+# === Image classification ===
+
+@pytest.fixture(scope="module")
+def colour_folders(tmp_path_factory):
+    """`ROOT/{train,test}/{blue,green,red}/*.png`: 12x12 noisy squares of one colour each."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.helpers import COLORS
+
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(2)
+    for split, count in (("train", 40), ("test", 4)):
+        for name, color in COLORS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(color) + rng.normal(0, 25, (12, 12, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
+def image_args(data, run_dir, epochs, batch_size=12):
+    return ["train", "images", "--dataset", "folder", "--data-dir", str(data), "--out", str(run_dir),
+            "--arch", "lenet5", "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.02",
+            "--warmup-epochs", "0", "--translate", "0"]
+
+
+def test_two_workers_train_images_as_one_worker_would_and_resume_after_a_kill(colour_folders, tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    codes = wait_all(start_workers(image_args(colour_folders, two, 2) + ["--strategy", "multi-worker"], tmp_path,
+                                   "two"), tmp_path, "two")
+    assert codes == [0, 0], log_text(tmp_path, "two", 0)[-3000:]
+    single = run_one(image_args(colour_folders, one, 2))
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert steps_per_epoch(two) == steps_per_epoch(one) == {1: 9, 2: 9}  # 108 training images, 12 a step
+    assert json.loads((two / "metrics.json").read_text())["test_examples"] == 12
+
+    run_dir = tmp_path / "killed"
+    args = image_args(colour_folders, run_dir, 8, batch_size=2) + ["--strategy", "multi-worker"]
+    kill_mid_training_and_resume(args, run_dir, tmp_path, epochs=8)
