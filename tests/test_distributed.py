@@ -196,3 +196,47 @@ def test_two_workers_train_images_as_one_worker_would_and_resume_after_a_kill(co
     run_dir = tmp_path / "killed"
     args = image_args(colour_folders, run_dir, 8, batch_size=2) + ["--strategy", "multi-worker"]
     kill_mid_training_and_resume(args, run_dir, tmp_path, epochs=8)
+
+
+# === One machine, and what cannot run ===
+
+@pytest.mark.parametrize("strategy", ["one-device", "mirrored"])
+def test_one_machine_strategies_train_and_resume(text_data, tmp_path, strategy):
+    from toolkit.tasks import text_classification as tc
+
+    config = dict(data_dir=str(text_data), units=8, embedding_dim=8, vocabulary_size=100, batch_size=16,
+                  strategy=strategy)
+    tc.train(tc.TrainConfig(epochs=1, **config), tmp_path)
+    results = tc.train(tc.TrainConfig(epochs=2, **{**config, "strategy": "auto"}), tmp_path)  # may move on resume
+    assert results["epochs_trained"] == 2 and results["test"]["accuracy"] >= 0.5
+    assert steps_per_epoch(tmp_path)[1] == steps_per_epoch(tmp_path)[2]
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("", "--strategy multi-worker needs TF_CONFIG"),
+    ("{not json", "TF_CONFIG is not a cluster spec"),
+    ('{"cluster": {"ps": ["h:1"], "worker": ["h:2"]}, "task": {"type": "ps", "index": 0}}', "task type is 'ps'"),
+])
+def test_a_cluster_that_cannot_run_is_one_line_and_writes_nothing(text_data, tmp_path, monkeypatch, tf_config,
+                                                                   message):
+    from click.testing import CliRunner
+
+    from cli.main import toolkit
+    from tests.helpers import one_error_line
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    result = CliRunner().invoke(toolkit, sentiment_args(text_data, tmp_path / "run", 1) + ["--strategy", "multi-worker"])
+    assert message in one_error_line(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_jax_data_parallel_over_the_local_devices(colour_folders, tmp_path):
+    """Under KERAS_BACKEND=jax, `auto` spreads each batch over the local devices (two CPU devices here)."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "TF_CONFIG": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(TOOLKIT + image_args(colour_folders, tmp_path / "run", 2), env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Strategy data-parallel: 2 replicas" in result.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["backend"] == "jax"

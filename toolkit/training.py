@@ -129,12 +129,15 @@ class Run:
         mixed_float16 it is wrapped in a `LossScaleOptimizer` (stored so in checkpoints).
         """
         config = self.config
+        # Each of N replicas clips its own share of the gradient (about 1/N of it) before they are
+        # summed: clipping the shares at clip_norm / N clips the whole as one device would.
+        clip_norm = config.clip_norm and config.clip_norm / self.placement.replicas
         if config.schedule == "constant" and not warmup_epochs:
-            optimizer = make_optimizer(config.optimizer, config.learning_rate, config.clip_norm, **kwargs)
+            optimizer = make_optimizer(config.optimizer, config.learning_rate, clip_norm, **kwargs)
         else:
             if steps_per_epoch is None:
                 steps_per_epoch = int(train.reduce(0, lambda n, _: n + 1))
-            optimizer = make_optimizer(config.optimizer, config.learning_rate, config.clip_norm,
+            optimizer = make_optimizer(config.optimizer, config.learning_rate, clip_norm,
                                        schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
                                        warmup_steps=min(warmup_epochs, config.epochs / 2) * steps_per_epoch, **kwargs)
         if config.precision == "mixed_float16":
@@ -148,7 +151,8 @@ class Run:
         distribute = self.placement.distribute
         with self.placement.lost_workers_reported(self.folder):
             model, history = fit(model, distribute(train), distribute(validation), self.run_dir,
-                                 epochs=self.config.epochs, patience=self.config.patience, monitor=monitor, mode=mode)
+                                 epochs=self.config.epochs, patience=self.config.patience, monitor=monitor, mode=mode,
+                                 replicas=self.placement.replicas)
         return model, {"parameters": model.count_params(), "epochs_trained": len(history),
                        "best_epoch": best_epoch(history, monitor, mode), "train_seconds": training_seconds(history)}
 
@@ -328,9 +332,10 @@ class GradientMonitor(keras.callbacks.Callback):
 
     FILE = "gradient_norms.csv"
 
-    def __init__(self, run_dir, resumed_epochs=0):
+    def __init__(self, run_dir, resumed_epochs=0, replicas=1):
         super().__init__()
         self.path = Path(run_dir) / self.FILE
+        self.replicas = replicas  # a replica's gradient is 1/replicas of the whole: scaled back here
         self.rows = [r for r in _read_csv(self.path) if int(r["epoch"]) <= resumed_epochs] if resumed_epochs else []
         self.norms = []
 
@@ -340,12 +345,13 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         variable = getattr(_unwrapped(self.model.optimizer), "gradient_norm", None)
         if variable is not None:
-            self.norms.append(float(keras.ops.convert_to_numpy(variable)))
+            self.norms.append(self.replicas * float(keras.ops.convert_to_numpy(variable)))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.norms or logs is None:
             return
         clip = _unwrapped(self.model.optimizer).global_clipnorm
+        clip = clip and clip * self.replicas
         logs["gradient_norm"] = sum(self.norms) / len(self.norms)
         logs["gradient_norm_max"] = max(self.norms)
         if clip:
@@ -502,7 +508,7 @@ def check_same_settings(run_dir, settings, may_change=("epochs", "patience"), de
 
 
 def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="val_loss", mode="min",
-        callbacks=(), verbose="auto"):
+        callbacks=(), verbose="auto", replicas=1):
     """Trains `model` (compiled) for up to `epochs` epochs in `run_dir`, resuming if it was interrupted.
 
     `train` is a `tf.data.Dataset` that shuffles itself (each epoch) where it should.
@@ -524,7 +530,7 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     done = (state or {}).get("finished", False) or len(history) >= epochs
     if not done:
         recorder = RunRecorder(run_dir, history, monitor=monitor, mode=mode, patience=patience)
-        gradients = GradientMonitor(run_dir, resumed_epochs=len(history))
+        gradients = GradientMonitor(run_dir, resumed_epochs=len(history), replicas=replicas)
         model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=len(history),
                   callbacks=[gradients, recorder, *callbacks], shuffle=False, verbose=verbose)
         history = recorder.history
