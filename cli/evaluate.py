@@ -4,7 +4,13 @@ import click
 
 from cli import options
 from cli.output import echo_report
-from toolkit.tasks import captioning, forecasting, image_classification, text_classification, translation
+from toolkit.tasks import (
+    captioning,
+    forecasting,
+    image_classification,
+    text_classification,
+    translation,
+)
 
 
 def evaluate_with(task, model_path, **kwargs):

@@ -5,7 +5,19 @@ import sys
 
 import click
 
-from cli import caption, classify, convert, diagnose, evaluate, export, forecast, plot, predict, train, translate
+from cli import (
+    caption,
+    classify,
+    convert,
+    diagnose,
+    evaluate,
+    export,
+    forecast,
+    plot,
+    predict,
+    train,
+    translate,
+)
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 

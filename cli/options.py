@@ -5,7 +5,13 @@ import math
 
 import click
 
-from toolkit.config import OPTIMIZERS, PRECISIONS, RECURRENT_INITS, SCHEDULES, STRATEGIES
+from toolkit.config import (
+    OPTIMIZERS,
+    PRECISIONS,
+    RECURRENT_INITS,
+    SCHEDULES,
+    STRATEGIES,
+)
 
 data_dir = click.option(
     "--data-dir", type=click.Path(), default=None,

@@ -1,12 +1,13 @@
 """`toolkit translate`: sentences from the command line, a file or standard input, translated."""
 
 import itertools
+import os
 import sys
 
 import click
 
 from cli import options
-from cli.output import Progress, echo_answer
+from cli.output import Progress, echo, echo_answer
 from toolkit.errors import ToolkitError
 
 CHUNK = 512  # lines read, translated and printed at a time: memory stays bounded for any number of lines
@@ -26,7 +27,8 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
 
     Lines are read, translated and printed a chunk at a time, in order. A line that cannot be
     read as text gets an `Error:` line on stderr and an empty line on stdout (so output lines
-    still match input lines); the exit code is then 1.
+    still match input lines); the exit code is then 1. A progress bar is drawn on stderr when
+    it is a terminal.
 
     \b
       toolkit translate "A man in a blue shirt is riding a bike."
@@ -42,24 +44,24 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
         raise click.UsageError("give sentences, --file FILE, or lines on standard input")
     lines = enumerate(sentences, 1) if sentences else read_lines(path or "-")
     translator, failed = None, False
-    progress = Progress("lines")
+    progress = Progress("lines", total=len(sentences) if sentences else lambda: count_lines(path or "-"))
     # A file that is missing, empty or binary raises ToolkitError here: one `Error:` line, exit code 1.
     while chunk := list(itertools.islice(lines, CHUNK)):
         good = [(number, text) for number, text in chunk if not isinstance(text, ToolkitError)]
         for number, text in good:
             words = len(text.split())
             if words >= LENGTH_CAP:
-                click.echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} "
-                           "tokens are translated (the model translates sentences, not documents)", err=True)
+                echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} "
+                     "tokens are translated (the model translates sentences, not documents)", err=True)
         translator = translator or Translator(model_path or models_dir() / SHIPPED_MODEL)
         results = iter(translator.translate([text for _, text in good], beam_size=beam_size,
                                             length_penalty=length_penalty, batch_size=batch_size))
         for number, text in chunk:
             if isinstance(text, ToolkitError):
-                click.echo(f"Error: {text}", err=True)
+                echo(f"Error: {text}", err=True)
                 failed = True
                 if not as_json:
-                    click.echo("")
+                    echo("")
                 continue
             result = next(results)
             failed |= not echo_answer({"source": text, **result}, result["translation"], as_json)
@@ -67,3 +69,18 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
     progress.close()
     if failed:
         sys.exit(1)
+
+
+def count_lines(path):
+    """The lines `read_lines` will give for the file at `path`, counted a megabyte at a time; None for standard
+    input, a pipe (either can be read once only) or a file that cannot be read (the reading reports it)."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            lines, last = 0, b"\n"
+            while block := f.read(1 << 20):
+                lines, last = lines + block.count(b"\n"), block[-1:]
+    except OSError:
+        return None
+    return lines + (last != b"\n")  # a last line without a newline

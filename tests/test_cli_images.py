@@ -74,6 +74,21 @@ def test_globs_stdin_and_top_k(tiny_image_model, photos):
     assert len(top) == 3 and top[0] == f"{lines[-1][1]} {lines[-1][2]}"  # the answer leads its top 3
 
 
+def test_a_folder_gives_its_images_in_sorted_order(tiny_image_model, photos, tmp_path):
+    folder = photos["red.jpg"].parent
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no image here")
+    result = CliRunner().invoke(toolkit, ["classify", str(folder), str(tmp_path / "notes"), "--json",
+                                          "--model", str(tiny_image_model)])
+    error = f"Error: {tmp_path / 'notes'}: is a folder with no .jpg, .jpeg, .png, .gif, .bmp files in it"
+    assert result.stderr.splitlines() == [error] and result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(folder / name) for name in sorted(photos)]
+    listed = CliRunner().invoke(toolkit, ["classify", "--json", *(str(folder / name) for name in sorted(photos)),
+                                          "--model", str(tiny_image_model)])
+    assert listed.exit_code == 0 and listed.stdout == result.stdout
+
+
 def test_serving_signature_in_a_fresh_process(tiny_image_model, tiny_image_run, photos):
     files = [str(photos[n]) for n in ("red.jpg", "red_cmyk.jpg", "blue_animated.gif", "red.bmp", "red_1x1.png",
                                       "red_rgba.png", "green_16bit.png")]
