@@ -5,7 +5,13 @@ import click
 from cli import options
 from cli.options import setting
 from toolkit.config import ACTIVATIONS, CELLS
-from toolkit.tasks import captioning, forecasting, image_classification, text_classification, translation
+from toolkit.tasks import (
+    captioning,
+    forecasting,
+    image_classification,
+    text_classification,
+    translation,
+)
 
 
 @click.group()
@@ -61,6 +67,9 @@ TC = text_classification.TrainConfig
          help="The validation score that picks the exported epoch and stops early.")
 @setting(TC, "validation_split", help="Fraction of the train folder held out.")
 @setting(TC, "regression", is_flag=True, help="Class folder names are numbers: fit them with squared error.")
+@setting(TC, "cache", metavar="memory|none|DIR",
+         help="Where token ids are kept between epochs: 'memory', 'none' (re-read the files each epoch), or files in "
+              "the folder DIR (reused by later epochs and runs). Default: memory for IMDB, none for your folders.")
 def train_sentiment(run_dir, **settings):
     """A recurrent text classifier on IMDB reviews, or on your own TRAIN/TEST class folders."""
     click.echo(summary(run(text_classification, settings, run_dir), run_dir))
@@ -99,6 +108,10 @@ def _deprecated_version(ctx, param, value):
 @setting(IC, "flip", help="Augmentation: horizontal flips.")
 @setting(IC, "erase", help="Augmentation: random-erasing probability.")
 @setting(IC, "validation_split", help="Fraction of the training images held out.")
+@setting(IC, "cache", metavar="memory|none|DIR",
+         help="Folder data is streamed from its files each epoch; keep the decoded pixels in 'memory', or in "
+              "files in the folder DIR (reused by later epochs and runs). Default: none; cifar10 and "
+              "fashion_mnist are held in memory.")
 def train_images(run_dir, old_resnet_version, **settings):
     """A CNN or ResNet on CIFAR-10, Fashion-MNIST or your own folder of class folders."""
     from toolkit.data.images import guess_dataset

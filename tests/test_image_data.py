@@ -30,6 +30,19 @@ def test_folder_with_train_and_test(image_data):
     assert red[0] > 150 > red[2]
 
 
+def test_streamed_files_are_split_as_arrays_are(image_data):
+    """`load_files` keeps no pixels, but the same files in each split, and the arrays' pixel mean and variance."""
+    arrays = images.load("folder", image_data, validation_split=0.25)
+    files = images.load_files(image_data, validation_split=0.25)
+    assert files.class_names == arrays.class_names and files.image_shape == arrays.image_shape
+    for name in ("train", "validation", "test"):
+        pixels, labels = getattr(arrays, name)
+        assert getattr(files, name).labels.tolist() == labels.tolist()
+        np.testing.assert_array_equal(getattr(files, name).sums, pixels.astype(np.int64).sum(axis=(1, 2)))
+    scaled = arrays.train[0].reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(files.pixel_moments(), (scaled.mean(axis=0), scaled.var(axis=0)), rtol=1e-12)
+
+
 def test_split_is_fixed_by_the_seed():
     pair = (np.arange(100).reshape(100, 1, 1, 1).astype("uint8"), np.repeat(np.arange(4), 25).astype("int32"))
     a = images.split(pair, 0.2, seed=5)[1][0].ravel().tolist()

@@ -132,3 +132,29 @@ def test_real_imdb_splits(monkeypatch):
     assert int(splits.test.cardinality()) == 25000
     text, label = next(iter(splits.test))
     assert label.numpy() == 0 and len(text.numpy()) > 50
+
+
+def test_token_ids_cache_in_a_folder_is_written_once_and_reused(text_data, tmp_path):
+    """`--cache DIR`: the first run writes each split's token ids there; a second run with the same data and
+    vocabulary reads them (no new files); a run that cuts reviews elsewhere gets caches of its own."""
+    from toolkit.tasks import text_classification as tc
+
+    cache = tmp_path / "cache"
+    config = dict(data_dir=str(text_data), units=8, embedding_dim=8, epochs=1, cache=str(cache))
+    first = tc.train(tc.TrainConfig(vocabulary_size=100, **config), tmp_path / "a")
+    written = sorted(p.name for p in cache.iterdir())
+    assert any(name.startswith("text-train-") and name.endswith(".index") for name in written), written
+    assert any(name.startswith("text-validation-") and name.endswith(".index") for name in written), written
+    again = tc.train(tc.TrainConfig(vocabulary_size=100, **config), tmp_path / "b")
+    assert sorted(p.name for p in cache.iterdir()) == written
+    assert again["test"]["accuracy"] == first["test"]["accuracy"]  # the same ids, the same seed: the same model
+    tc.train(tc.TrainConfig(vocabulary_size=100, max_length=3, **config), tmp_path / "c")
+    assert len(list(cache.glob("text-train-*.index"))) == 2
+
+
+def test_a_cache_that_is_a_file_is_refused(text_data, tmp_path):
+    from toolkit.tasks import text_classification as tc
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        tc.TrainConfig(data_dir=str(text_data), cache=str(tmp_path / "file")).validate()

@@ -99,6 +99,20 @@ def fraction(config, *names, open_zero=False):
             raise ValueError(f"{name} must lie in {interval}. Received: {name}={value!r}")
 
 
+def cache_location(config, name="cache"):
+    """A `--cache` setting: None (each task's default), "memory", "none", or a folder for cache files
+    ("./none" names a folder called none)."""
+    from pathlib import Path
+
+    value = getattr(config, name)
+    if value is None or value == "memory":
+        return
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ValueError(f"{name} must be 'memory', 'none' or a folder. Received: {name}={value!r}")
+    if value != "none" and Path(value).exists() and not Path(value).is_dir():
+        raise ValueError(f"{name} must be 'memory', 'none' or a folder; {value} is a file. Received: {name}={value!r}")
+
+
 def choice(config, name, choices):
     value = getattr(config, name)
     if value not in choices:

@@ -1,4 +1,5 @@
-"""Image classification data as uint8 arrays `[N, H, W, C]` with integer labels.
+"""Image classification data: uint8 arrays `[N, H, W, C]` with integer labels (`load`), or, for a
+folder of class folders, the list of its image files, streamed by `tf.data` (`load_files`).
 
 Sources:
   - a folder of class sub-folders (JPEG/PNG/GIF/BMP): `ROOT/{train,test}/<class>/*` or `ROOT/<class>/*`;
@@ -10,6 +11,11 @@ Image files are decoded by `toolkit.preprocessing.image.decode_image`, the very 
 exported serving graph runs on image bytes, so a model trains on the pixels it is served
 (on a machine without TensorFlow, by its Pillow imitation). Decoded arrays are cached,
 keyed by the decoder's version.
+
+A folder of class folders is not held in memory where TensorFlow is installed: `load_files`
+decodes every file once (`scan_class_folders`, CHUNK at a time) to learn which decode, their
+shape and their pixel sums, and keeps only that; `file_decoder` reads and decodes them again,
+batch by batch, inside the training pipeline (`toolkit.data.pipelines.decoded_batches`).
 The train split is divided into train and validation by a fixed seed; test stays untouched.
 """
 
@@ -18,6 +24,7 @@ import gzip
 import hashlib
 import importlib.util
 import itertools
+import os
 import pickle
 import struct
 import sys
@@ -93,9 +100,15 @@ def guess_dataset(data_dir):
 
 def split(pair, fraction, seed):
     """A seeded, stratified hold-out: the same files land in validation every time."""
+    images, labels = pair
+    mask = held_out(labels, fraction, seed)
+    return (images[~mask], labels[~mask]), (images[mask], labels[mask])
+
+
+def held_out(labels, fraction, seed):
+    """The validation mask of `split`: `fraction` of each class (at least one), drawn by `seed`."""
     if not 0.0 < fraction < 1.0:
         raise ToolkitError(f"validation_split must be between 0 and 1. Received: {fraction!r}")
-    images, labels = pair
     rng = np.random.default_rng(seed)
     held = []
     for label in np.unique(labels):
@@ -104,7 +117,7 @@ def split(pair, fraction, seed):
         held.extend(members[: max(1, int(round(len(members) * fraction)))])
     mask = np.zeros(len(labels), bool)
     mask[held] = True
-    return (images[~mask], labels[~mask]), (images[mask], labels[mask])
+    return mask
 
 
 # === Folders of class folders ===
@@ -144,20 +157,37 @@ def read_class_folders(folder, classes, image_size=None):
     are everyone's. Files are decoded by `decode_image`, the serving graph's own decoder
     (`_decode_with_tensorflow`); Pillow stands in only where TensorFlow is not installed.
     """
+    paths, labels = _class_files(folder, classes)
+    decode = _decode_with_tensorflow if _has_tensorflow() else _decode_with_pillow
+    images, kept, skipped = decode(paths, image_size)
+    _warn_skipped(skipped)
+    if not kept:
+        raise ToolkitError(f"no readable images in {folder}")
+    return images, np.asarray(labels, np.int32)[kept]
+
+
+def _class_files(folder, classes):
+    """(paths, labels) of the image files under `folder/<class>/`, class by class, each sorted by name.
+    A class without a folder here (a test split may lack one) has no files."""
     paths, labels = [], []
     for label, name in enumerate(classes):
+        if not (Path(folder) / name).is_dir():
+            continue
         for path in sorted((Path(folder) / name).iterdir()):
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 paths.append(path)
                 labels.append(label)
-    decode = _decode_with_tensorflow if _has_tensorflow() else _decode_with_pillow
-    images, kept, skipped = decode(paths, image_size)
+    return paths, labels
+
+
+def _warn_skipped(skipped):
+    """One warning line on stderr for the files `{index: reason}` that were left out."""
     if skipped:
-        first = skipped[min(skipped)]
-        print(f"Warning: skipped {len(skipped)} unreadable images, e.g. {first}", file=sys.stderr)
-    if not kept:
-        raise ToolkitError(f"no readable images in {folder}")
-    return images, np.asarray(labels, np.int32)[kept]
+        print(_skipped_line(skipped), file=sys.stderr)
+
+
+def _skipped_line(skipped):
+    return f"Warning: skipped {len(skipped)} unreadable images, e.g. {skipped[min(skipped)]}"
 
 
 def decoder():
@@ -173,55 +203,83 @@ def _has_tensorflow():
 
 def _encoded(path):
     """The bytes of an image file as `decode_image` should see them (`checked_bytes`); ToolkitError if unusable."""
+    return _read_checked(path)[1]
+
+
+def _read_checked(path):
+    """(the bytes of an image file, those bytes as `decode_image` should see them); ToolkitError if unusable."""
     from toolkit.preprocessing.image import MAX_IMAGE_BYTES, checked_bytes
     from toolkit.user_files import read_bytes
 
-    return checked_bytes(read_bytes(path, MAX_IMAGE_BYTES), path)
+    raw = read_bytes(path, MAX_IMAGE_BYTES)
+    return raw, checked_bytes(raw, path)
 
 
 def _decode_with_tensorflow(paths, image_size):
-    """(uint8 images, indices of the paths decoded, {index: reason} of those skipped), in order.
+    """(uint8 images, indices of the paths decoded, {index: reason} of those skipped), in order (`_decoded_chunks`)."""
+    skipped = {}
+    parts = list(_decoded_chunks(paths, image_size, skipped))
+    kept = [index for _, indices in parts for index in indices]
+    images = np.concatenate([pixels for pixels, _ in parts]) if parts else None
+    return images, kept, _reasons(skipped, paths)
 
-    Files are read and checked in Python (`_encoded`), CHUNK at a time; each chunk is then
+
+def _decoded_chunks(paths, image_size, skipped, channels=None, on_read=None):
+    """(uint8 images, the indices in `paths` they came from), CHUNK files at a time, in order; each file left
+    out goes into `skipped` as {index: reason, or None where TensorFlow gave none (`_reasons` finds it)}.
+
+    Files are read and checked in Python (`_read_checked`), CHUNK at a time; each chunk is then
     decoded by `decode_image_uint8` in one call, as `serving_default` decodes a batch: a
     `tf.map_fn` (parallel, order-preserving) in a `tf.function`. On 2 cores this costs about
     45 us of CPU a CIFAR-10 JPEG; a `tf.data` map over the same function took 85-140 us, and
     one over single files 115 us, besides Python's 70 us to read and check a file.
-    What libjpeg says meanwhile is kept off stderr; if it found truncated or corrupt data,
-    the JPEGs are decoded again one by one, as `toolkit classify` does, and those it refuses
-    are skipped too.
+    What libjpeg says meanwhile is kept off stderr; if it found truncated or corrupt data in a
+    chunk, its JPEGs are decoded again one by one, as `toolkit classify` does, and those it
+    refuses are skipped too. The first decodable file sets the size (unless `image_size`) and
+    the channels (1 for gray, else 3; unless `channels`). `on_read(index, raw, checked)` sees the
+    bytes of each file that passes the checks.
     """
     from toolkit.preprocessing.image import LIBJPEG_CORRUPT
     from toolkit.runtime import captured_stderr, import_tensorflow
 
     tf = import_tensorflow()
-    skipped = {}
 
     def encoded():
         for index, path in enumerate(paths):
             try:
-                yield _encoded(path), index
+                raw, data = _read_checked(path)
             except ToolkitError as e:
                 skipped[index] = str(e)
+                continue
+            if on_read is not None:
+                on_read(index, raw, data)
+            yield data, index
 
     items = encoded()
-    parts = []
-    with captured_stderr() as stderr:
+    with captured_stderr():
         first = _first_decodable(items, skipped, tf)
-        if first is not None:  # it sets the size and the channels
-            data, index, (height, width, native) = first
-            shape = (*(image_size or (height, width)), 1 if native <= 2 else 3)
-            decode = _batch_decoder(shape, tf)
-            items = itertools.chain([(data, index)], items)
-            while chunk := list(itertools.islice(items, CHUNK)):
-                parts.extend(_decode_batch(chunk, decode, tf))
-    kept = [index for _, indices in parts for index in indices]
-    images = np.concatenate([pixels for pixels, _ in parts]) if parts else None
-    skipped.update((index, None) for index in set(range(len(paths))) - set(kept) - set(skipped))
-    if kept and LIBJPEG_CORRUPT.search(stderr.text):
-        good = _without_corrupt_jpegs(paths, kept, shape, skipped)
-        images, kept = images[good], [kept[i] for i in good]
-    return images, kept, _reasons(skipped, paths)
+    if first is None:
+        return
+    data, index, (height, width, native) = first  # it sets the size and the channels
+    shape = (*(image_size or (height, width)), channels or (1 if native <= 2 else 3))
+    decode = _batch_decoder(shape, tf)
+    items = itertools.chain([(data, index)], items)
+    while True:
+        with captured_stderr() as stderr:
+            chunk = list(itertools.islice(items, CHUNK))
+            parts = _decode_batch(chunk, decode, tf)
+        if not chunk:
+            return
+        kept = [index for _, indices in parts for index in indices]
+        skipped.update((index, None) for index in {index for _, index in chunk} - set(kept))
+        if not kept:
+            continue
+        images = np.concatenate([pixels for pixels, _ in parts])
+        if LIBJPEG_CORRUPT.search(stderr.text):
+            good = _without_corrupt_jpegs(paths, kept, shape, skipped)
+            images, kept = images[good], [kept[i] for i in good]
+        if kept:
+            yield images, kept
 
 
 def _first_decodable(items, skipped, tf):
@@ -253,6 +311,8 @@ def _decode_batch(batch, decode, tf):
 
     One bad file fails the whole call: the batch is then split in two and each half decoded again.
     """
+    if not batch:
+        return []
     try:
         return [(decode(tf.constant([data for data, _ in batch])).numpy(), [index for _, index in batch])]
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
@@ -313,6 +373,210 @@ def _decode_with_pillow(paths, image_size):
         images.append(pixels)
         kept.append(index)
     return (np.stack(images) if images else None), kept, skipped
+
+
+# === Folders of class folders, streamed ===
+
+@dataclasses.dataclass(frozen=True)
+class ImageFiles:
+    """Image files that decode (`scan_class_folders`) and what a pipeline needs of each, one row per file; no pixels.
+
+    `sizes` and `mtimes` are each file's as scanned; `cuts`, where an animated GIF's bytes are cut to
+    its first frame (`first_gif_frame`; 0: read whole); `sums` and `squares` `[N, channels]`, each
+    image's pixel values (uint8, as decoded to `image_shape`) and their squares summed per channel.
+    """
+
+    folder: str
+    paths: tuple
+    labels: np.ndarray
+    sizes: np.ndarray
+    mtimes: np.ndarray
+    cuts: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+    image_shape: tuple
+
+    def __len__(self):
+        return len(self.paths)
+
+    def take(self, rows):
+        """The files at `rows` (indices or a boolean mask), in that order."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, np.int64)
+        columns = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        columns.update({name: columns[name][rows] for name in ("labels", "sizes", "mtimes", "cuts", "sums", "squares")},
+                       paths=tuple(self.paths[i] for i in rows))
+        return ImageFiles(**columns)
+
+    def names(self, class_names):
+        """"class/file:size" of each file: what a resumed run must find again (`data_fingerprint`)."""
+        return [f"{class_names[label]}/{Path(path).name}:{size}"
+                for path, label, size in zip(self.paths, self.labels, self.sizes)]
+
+    def key(self, *extra):
+        """12 hex digits that change with any file (path, size, modification time), its order, the decoder
+        (`decoder()`) or `extra`: the name of a cache of these files' pixels."""
+        digest = hashlib.sha256(f"{decoder()}|{self.image_shape}|{extra}".encode())
+        for path, size, mtime, cut in zip(self.paths, self.sizes, self.mtimes, self.cuts):
+            digest.update(f"\n{path}|{size}|{mtime}|{cut}".encode())
+        return digest.hexdigest()[:12]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSplits:
+    """`ImageFiles` of train, validation and test (None without a test folder), the classes, and the shape
+    `[H, W, C]` every image decodes to."""
+
+    train: ImageFiles
+    validation: ImageFiles
+    test: ImageFiles
+    class_names: tuple
+    image_shape: tuple
+
+    def pixel_moments(self):
+        """(mean, variance) per channel of the training pixels scaled to [0, 1], as lists: exact, from every
+        training image's sums (`scan_class_folders` decoded each one), not from a sample."""
+        height, width, _ = self.image_shape
+        count = len(self.train) * height * width
+        sums = [int(v) for v in self.train.sums.sum(axis=0, dtype=object)]
+        squares = [int(v) for v in self.train.squares.sum(axis=0, dtype=object)]
+        mean = [s / (count * 255) for s in sums]
+        variance = [q / (count * 255 ** 2) - m * m for q, m in zip(squares, mean)]
+        return mean, variance
+
+
+def streams(dataset):
+    """Whether `dataset` is read as files streamed by `tf.data` (`load_files`) rather than as arrays (`load`):
+    a folder of class folders, trained by Keras' TensorFlow backend. Without TensorFlow (Pillow's fallback)
+    or under JAX or PyTorch (whose augmentation layers cannot run inside a `tf.data` graph) it is decoded
+    into memory, as the built-in sets are."""
+    import os
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if "keras" in sys.modules:
+        backend = sys.modules["keras"].backend.backend()
+    return dataset == "folder" and _has_tensorflow() and backend == "tensorflow"
+
+
+def load_files(data_dir, image_size=None, validation_split=0.1, seed=DEFAULT_SEED, cache_dir=None):
+    """The files of `ROOT/{train,test}/<class>/*` or `ROOT/<class>/*`, scanned (`scan_class_folders`), not decoded
+    into memory; train is split into train and validation as `load` splits arrays (`held_out`: the same
+    files land in validation). `cache_dir` keeps the scans there."""
+    if not data_dir:
+        raise ToolkitError("--data-dir is required for a folder of class folders")
+    root = Path(data_dir)
+    folder = root / "train" if (root / "train").is_dir() else root
+    classes = class_folders(folder)
+    files = scan_class_folders(folder, classes, image_size, cache_dir=cache_dir)
+    test = None
+    if folder != root and (root / "test").is_dir():
+        test = scan_class_folders(root / "test", classes, files.image_shape, cache_dir=cache_dir)
+    mask = held_out(files.labels, validation_split, seed)
+    return FileSplits(files.take(~mask), files.take(mask), test, tuple(classes), files.image_shape)
+
+
+def scan_class_folders(folder, classes, image_shape=None, cache_dir=None):
+    """`ImageFiles` of the image files under `folder/<class>/` that decode, in one pass holding CHUNK images at a time.
+
+    Every file is read, checked and decoded exactly as `read_class_folders` does it
+    (`_decoded_chunks`), so the same files are kept and the same warning line names those
+    skipped; of each image only its sizes and pixel sums are kept. `image_shape`: (height,
+    width) to resize to, or (height, width, channels); by default the first image's.
+    With `cache_dir`, the scan is kept there (`scan-KEY.npz`, keyed by the folder, every
+    file's name, size and modification time, the shape asked for and the decoder), so a
+    resumed run does not decode the data set once more before its first epoch.
+    """
+    from toolkit.atomic import atomic_path
+
+    paths, labels = _class_files(folder, classes)
+    stats = [os.stat(path) for path in paths]
+    sizes = np.asarray([st.st_size for st in stats], np.int64)
+    mtimes = np.asarray([st.st_mtime_ns for st in stats], np.int64)
+    cache = None
+    if cache_dir is not None:
+        digest = hashlib.sha256(f"{Path(folder).resolve()}|{list(classes)}|{image_shape}|{decoder()}".encode())
+        for path, size, mtime in zip(paths, sizes, mtimes):
+            digest.update(f"\n{path.name}|{size}|{mtime}".encode())
+        cache = Path(cache_dir) / f"scan-{digest.hexdigest()[:12]}.npz"
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as f:
+            found = {name: f[name] for name in f.files}
+        if str(found["warning"]):
+            print(str(found["warning"]), file=sys.stderr)
+    else:
+        found = _scan(paths, sizes, image_shape)
+        if cache is not None:
+            with atomic_path(cache, suffix=".npz") as tmp:
+                np.savez(tmp, **found)
+    kept = found["kept"]
+    if not len(kept):
+        raise ToolkitError(f"no readable images in {folder}")
+    return ImageFiles(str(folder), tuple(str(paths[i]) for i in kept), np.asarray(labels, np.int32)[kept],
+                      found["sizes"], mtimes[kept], found["cuts"], found["sums"], found["squares"],
+                      tuple(int(n) for n in found["shape"]))
+
+
+def _scan(paths, sizes, image_shape):
+    """What `scan_class_folders` keeps of `paths`, as arrays: kept indices, and their sizes, cuts, sums and squares."""
+    sizes = sizes.copy()
+    cuts = np.zeros(len(paths), np.int64)
+    sums = squares = None
+    kept, shape, skipped = [], (), {}
+
+    def on_read(index, raw, checked):
+        sizes[index] = len(raw)  # what the pipeline will read, should the file have changed since its stat
+        cuts[index] = len(checked) - 1 if checked is not raw else 0  # checked = raw[:cut] + trailer
+
+    size = tuple(image_shape[:2]) if image_shape else None
+    channels = image_shape[2] if image_shape and len(image_shape) > 2 else None
+    for images, indices in _decoded_chunks(paths, size, skipped, channels=channels, on_read=on_read):
+        if sums is None:
+            shape = images.shape[1:]
+            sums, squares = (np.zeros((len(paths), shape[-1]), np.int64) for _ in range(2))
+        step = max(1, 2 ** 22 // int(np.prod(shape)))  # int64 copies of at most 32 MB
+        for start in range(0, len(images), step):
+            block = images[start:start + step].astype(np.int64)
+            rows = indices[start:start + step]
+            sums[rows] = block.sum(axis=(1, 2))
+            squares[rows] = np.square(block).sum(axis=(1, 2))
+        kept.extend(indices)
+    skipped = _reasons(skipped, paths)
+    _warn_skipped(skipped)
+    kept = np.asarray(kept, np.int64)
+    empty = np.zeros((0, 1), np.int64)
+    return {"kept": kept, "sizes": sizes[kept], "cuts": cuts[kept],
+            "sums": sums[kept] if sums is not None else empty, "squares": squares[kept] if sums is not None else empty,
+            "shape": np.asarray(shape, np.int64), "warning": np.asarray(_skipped_line(skipped) if skipped else "")}
+
+
+def file_decoder(image_shape):
+    """A function of a batch of scanned files' `(paths, sizes, cuts)` -> uint8 `[n, *image_shape]`, for `tf.data`.
+
+    Each file is read in the graph (`tf.io.read_file`), cut to its first GIF frame where the
+    scan cut it, and the batch decoded by `_batch_decoder`, `decode_image_uint8` in a
+    `tf.map_fn` as `serving_default` decodes a batch: the pixels `read_class_folders` gives.
+    The scan's checks (`checked_bytes`) are not made again; a file whose size is no longer
+    the scanned one fails instead, and so does one that no longer decodes: either fails its
+    whole batch, which the pipeline then drops (`decoded_batches`).
+    """
+    from toolkit.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    decode = _batch_decoder(tuple(image_shape), tf)
+
+    def read(path, size, cut):
+        """The file's bytes; an animated GIF's up to `cut`, with the trailer `first_gif_frame` puts there."""
+        data = tf.io.read_file(path)
+        same = tf.debugging.assert_equal(tf.cast(tf.strings.length(data), tf.int64), size,
+                                         message="the file changed since it was scanned")
+        with tf.control_dependencies([same]):
+            data = tf.identity(data)
+        first_frame = tf.strings.join([tf.strings.substr(data, 0, tf.cast(cut, tf.int32)), "\x3b"])
+        return tf.where(cut > 0, first_frame, data)
+
+    def decode_files(paths, sizes, cuts):
+        return decode(tf.map_fn(lambda row: read(*row), (paths, sizes, cuts), fn_output_signature=tf.string))
+
+    return decode_files
 
 
 # === CIFAR-10 ===

@@ -24,6 +24,8 @@ COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
 SHIPPED_MODEL = "cifar10_resnet"
 ENSEMBLES = False
 DATASETS = ("cifar10", "fashion_mnist", "folder")
+VALIDATION_BATCH = 256
+TEST_BATCH = 500
 ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44",
                  "plain56", "plain110", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "lenet5",
                  "alexnet", "vgg11", "vgg13", "vgg16", "vgg19")
@@ -54,8 +56,10 @@ class TrainConfig(settings.RunConfig):
     flip: bool = True  # augmentation: horizontal flips
     erase: float = 0.0  # augmentation: probability of random erasing (cutout)
     validation_split: float = 0.1
+    cache: str = None  # decoded folder images: None (auto: not cached), "memory", "none", or a folder for cache files
 
     RENAMED = {"version": "resnet_version"}  # `--version` until 0.2
+    RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where pixels are kept, not which
 
     def validate(self):
         super().validate()
@@ -70,6 +74,15 @@ class TrainConfig(settings.RunConfig):
         settings.at_least(self, "l2", 0)
         settings.fraction(self, "momentum", "label_smoothing", "erase")
         settings.fraction(self, "validation_split", open_zero=True)
+        self.validate_cache()
+
+    def validate_cache(self):
+        """`cache` (`toolkit.config.cache_location`); cifar10 and fashion_mnist are arrays in memory: a folder
+        or "none" applies to folder data only."""
+        settings.cache_location(self)
+        if self.cache not in (None, "memory") and self.dataset != "folder":
+            raise ValueError(f"cache applies to --dataset folder: {self.dataset} is held in memory as arrays. "
+                             f"Received: cache={self.cache!r}")
 
 
 def build_model(config, num_classes, input_shape, pixel_mean=None, pixel_variance=None):
@@ -102,60 +115,169 @@ def load_splits(config):
                        validation_split=config.validation_split, seed=config.seed)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What `train` needs of its data, however it is read: the facts config.json stores, and batches.
+
+    `train` and `validation` yield (float32 images `[batch, H, W, C]`, float32 one-hot targets);
+    `test` (or None) yields (float32 images, integer labels), read once by `score_batches`.
+    """
+
+    class_names: tuple
+    image_shape: tuple
+    pixel_mean: list
+    pixel_variance: list
+    fingerprint: dict
+    train_examples: int
+    validation_examples: int
+    train: object
+    validation: object
+    test: object
+
+
+def array_data(config, augment):
+    """CIFAR-10 and Fashion-MNIST (and folder data without TensorFlow): all images decoded into memory, the fast path."""
+    from toolkit.data.pipelines import array_batches
+    from toolkit.training import data_fingerprint
+
+    splits = load_splits(config)
+    classes = len(splits.class_names)
+    pixels = splits.train[0].reshape(-1, splits.image_shape[-1]) / 255.0
+
+    def targets(labels):
+        return np.eye(classes, dtype="float32")[labels]
+
+    def test_batches(images, labels, batch_size=500):
+        for start in range(0, len(labels), batch_size):
+            yield images[start:start + batch_size].astype("float32"), labels[start:start + batch_size]
+
+    augment = augment(splits.image_shape)
+    return TrainingData(
+        splits.class_names, splits.image_shape, pixels.mean(axis=0).tolist(), pixels.var(axis=0).tolist(),
+        data_fingerprint(*splits.train, splits.validation[1]), len(splits.train[1]), len(splits.validation[1]),
+        array_batches(splits.train[0], targets(splits.train[1]), config.batch_size, augment=augment, shuffle=True,
+                      seed=config.seed),
+        array_batches(splits.validation[0], targets(splits.validation[1]), 256),
+        test_batches(*splits.test) if splits.test is not None else None)
+
+
+def streamed_data(config, augment, stack):
+    """A folder of class folders as a `tf.data` stream of its files (`toolkit.data.images.load_files`): memory holds
+    the file list, the batches in flight and what `config.cache` asks to keep, never the data set.
+
+    `config.cache`: None or "none", nothing (every epoch decodes every file again); "memory",
+    the decoded pixels (uint8) after the first epoch; a folder, files `DIR/train-KEY*` and
+    `DIR/validation-KEY*` (`Dataset.cache`) and the scans `DIR/scan-KEY.npz`, KEY naming the
+    files, their order and the decoder (`ImageFiles.key`), so a stale cache is never read.
+    Disk caches are written under `disk_cache`, entered on `stack`.
+    """
+    import tensorflow as tf
+
+    from toolkit.data import images
+    from toolkit.data.pipelines import decoded_batches, disk_cache
+
+    folder = None if config.cache in (None, "none", "memory") else Path(config.cache)
+    size = (config.image_size, config.image_size) if config.image_size else None
+    splits = images.load_files(config.data_dir, size, config.validation_split, config.seed, cache_dir=folder)
+    decode, classes = images.file_decoder(splits.image_shape), len(splits.class_names)
+    in_memory = "memory" if config.cache == "memory" else None
+    caches = {"train": in_memory, "validation": in_memory}
+    if folder is not None:
+        caches = {"train": folder / f"train-{splits.train.key(config.seed, config.batch_size)}",
+                  "validation": folder / f"validation-{splits.validation.key(VALIDATION_BATCH)}"}
+        stack.enter_context(disk_cache(caches.values(), f"--cache {folder} is being written by another training run "
+                                                        "right now; wait for it, or give another --cache folder"))
+
+    def batches(files, batch_size, **kwargs):
+        return decoded_batches((np.asarray(files.paths), files.sizes, files.cuts), files.labels, decode, batch_size,
+                               **kwargs)
+
+    def one_hot(labels):
+        return tf.one_hot(labels, classes, dtype=tf.float32)
+
+    mean, variance = splits.pixel_moments()
+    return TrainingData(
+        splits.class_names, splits.image_shape, mean, variance, fingerprint(splits), len(splits.train),
+        len(splits.validation),
+        batches(splits.train, config.batch_size, target=one_hot, augment=augment(splits.image_shape), shuffle=True,
+                seed=config.seed, cache=caches["train"]),
+        batches(splits.validation, VALIDATION_BATCH, target=one_hot, cache=caches["validation"]),
+        batches(splits.test, TEST_BATCH) if splits.test is not None else None)
+
+
+def fingerprint(splits):
+    """The training files ("class/file:size" of train and validation, sorted): what a resumed run must find again."""
+    from toolkit.training import data_fingerprint
+
+    names = splits.train.names(splits.class_names) + splits.validation.names(splits.class_names)
+    return data_fingerprint(sorted(names))
+
+
 def train(config, run_dir):
     """Trains in `run_dir` (resuming if interrupted), then scores the best model on the test split."""
+    import contextlib
     import sys
 
     import keras
 
-    from toolkit.data.pipelines import array_batches
+    from toolkit.data import images
     from toolkit.preprocessing.image import augmentation
-    from toolkit.training import Run, data_fingerprint
+    from toolkit.training import Run
 
-    with Run(run_dir, KIND, config) as run:
-        splits = load_splits(config)
-        classes = len(splits.class_names)
-        pixels = splits.train[0].reshape(-1, splits.image_shape[-1]) / 255.0
-        mean, variance = pixels.mean(axis=0).tolist(), pixels.var(axis=0).tolist()
-        run.write_config(class_names=list(splits.class_names), image_shape=list(splits.image_shape), pixel_mean=mean,
-                         pixel_variance=variance, backend=keras.backend.backend(),
-                         data=data_fingerprint(*splits.train, splits.validation[1]))
+    def augment(image_shape):
+        return augmentation(image_shape, translate=config.translate, flip=config.flip, erase=config.erase,
+                            seed=config.seed)
 
-        def targets(labels):
-            return np.eye(classes, dtype="float32")[labels]
+    with Run(run_dir, KIND, config) as run, contextlib.ExitStack() as stack:
+        data = streamed_data(config, augment, stack) if images.streams(config.dataset) else array_data(config, augment)
+        run.write_config(class_names=list(data.class_names), image_shape=list(data.image_shape),
+                         pixel_mean=data.pixel_mean, pixel_variance=data.pixel_variance,
+                         backend=keras.backend.backend(), data=data.fingerprint)
 
-        augment = augmentation(splits.image_shape, translate=config.translate, flip=config.flip, erase=config.erase,
-                               seed=config.seed)
-        train_batches = array_batches(splits.train[0], targets(splits.train[1]), config.batch_size, augment=augment,
-                                      shuffle=True, seed=config.seed)
-        validation_batches = array_batches(splits.validation[0], targets(splits.validation[1]), 256)
-
-        model = build_model(config, classes, splits.image_shape, mean, variance)
-        optimizer = run.optimizer(steps_per_epoch=math.ceil(len(splits.train[0]) / config.batch_size),
+        model = build_model(config, len(data.class_names), data.image_shape, data.pixel_mean, data.pixel_variance)
+        optimizer = run.optimizer(steps_per_epoch=math.ceil(data.train_examples / config.batch_size),
                                   warmup_epochs=config.warmup_epochs, momentum=config.momentum,
                                   nesterov=config.nesterov)
         model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-        print(f"{model.name}: {model.count_params():,} parameters; {len(splits.train[0])} train, "
-              f"{len(splits.validation[0])} validation images {splits.image_shape}", file=sys.stderr)
+        print(f"{model.name}: {model.count_params():,} parameters; {data.train_examples} train, "
+              f"{data.validation_examples} validation images {data.image_shape}", file=sys.stderr)
 
-        model, results = run.fit(model, train_batches, validation_batches, summary=False)
-        results = {"arch": config.arch, "class_names": list(splits.class_names), **results,
+        model, results = run.fit(model, data.train, data.validation, summary=False)
+        results = {"arch": config.arch, "class_names": list(data.class_names), **results,
                    "backend": keras.backend.backend()}
-        if splits.test is not None:
-            results.update(score_arrays(model, splits.test[0], splits.test[1]))
+        if data.test is not None:
+            results.update(score_batches(model, data.test))
         return run.finish(results)
 
 
-def score_arrays(model, images, labels, batch_size=500):
-    """Test accuracy of a Keras model, plain and with test-time horizontal flips averaged in."""
+def score_arrays(model, images, labels, batch_size=TEST_BATCH):
+    """Test accuracy of a Keras model on arrays, plain and with test-time horizontal flips averaged in."""
+    return score_batches(model, ((images[i:i + batch_size].astype("float32"), labels[i:i + batch_size])
+                                 for i in range(0, len(labels), batch_size)))
+
+
+def score_batches(model, batches):
+    """Test accuracy of a Keras model, plain and with test-time horizontal flips averaged in, over (float32 images,
+    integer labels) batches: a `tf.data.Dataset` or any iterable; memory holds one batch."""
+    import keras
+
     start = time.monotonic()
-    plain = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
-    flipped = model.predict(images[:, :, ::-1].astype("float32"), batch_size=batch_size, verbose=0)
-    return {"test": {"accuracy": float(np.mean(plain.argmax(1) == labels)),
-                     "accuracy_flip_averaged": float(np.mean((plain + flipped).argmax(1) == labels))},
-            "test_examples": int(len(labels)), "test_seconds": round(time.monotonic() - start, 1)}
+    plain = flip_averaged = examples = 0
+    if hasattr(batches, "as_numpy_iterator"):
+        batches = batches.as_numpy_iterator()
+    # A plain call, not `predict_on_batch`: under a multi-worker strategy that would gather every
+    # worker's copy of the batch; each worker scores the whole test split by itself instead.
+    for images, labels in batches:
+        images = np.asarray(images, "float32")
+        probabilities = keras.ops.convert_to_numpy(model(images, training=False))
+        flipped = keras.ops.convert_to_numpy(model(np.ascontiguousarray(images[:, :, ::-1]), training=False))
+        plain += int(np.sum(probabilities.argmax(1) == labels))
+        flip_averaged += int(np.sum((probabilities + flipped).argmax(1) == labels))
+        examples += len(labels)
+    return {"test": {"accuracy": plain / max(examples, 1), "accuracy_flip_averaged": flip_averaged / max(examples, 1)},
+            "test_examples": examples, "test_seconds": round(time.monotonic() - start, 1)}
 
 
 def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
@@ -211,7 +333,7 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
 
     run_dir = Path(run_dir)
     config = training.read_run(run_dir, KIND)
-    model = keras.saving.load_model(run_dir / training.BEST_MODEL, compile=False)
+    model = training.load_best(run_dir)
     metrics = config["metrics"]
     if flip_average is None:
         flip_average = bool(config["train"].get("flip"))

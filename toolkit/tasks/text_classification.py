@@ -47,6 +47,9 @@ class TrainConfig(settings.RunConfig):
     monitor: str = "val_loss"  # or "val_accuracy": which validation score picks best.keras and stops early
     validation_split: float = 0.1
     regression: bool = False  # targets are numbers (class folder names), fitted with squared error
+    cache: str = None  # token ids: None (auto: IMDB in memory, your folders re-read each epoch), "memory", "none", DIR
+
+    RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where token ids are kept, not which
 
     def validate(self):
         super().validate()
@@ -61,6 +64,7 @@ class TrainConfig(settings.RunConfig):
         settings.at_least(self, "l2", 0)
         settings.fraction(self, "dropout", "word_dropout")
         settings.fraction(self, "validation_split", open_zero=True)
+        settings.cache_location(self)
         if self.regression and self.monitor != "val_loss":
             raise ValueError(f"--monitor {self.monitor} needs classes; use val_loss for --regression")
 
@@ -88,6 +92,38 @@ def fingerprint(config, class_names):
     train = Path(imdb.find_root(config.data_dir)) / "train"
     return data_fingerprint(sorted(f"{name}/{p.name}:{p.stat().st_size}"
                                    for name in class_names for p in (train / name).glob("*.txt")))
+
+
+def token_caches(config, data, preprocessor, stack):
+    """{"train", "validation"}: where `Dataset.cache` keeps each split's token ids ("" in memory, or a file
+    prefix), or None to read and tokenise the files again every epoch.
+
+    `config.cache` None is IMDB's token ids in memory (about 80 MB) and a folder of your own read
+    again each epoch, so memory does not grow with it. A folder DIR keeps `DIR/text-SPLIT-KEY*`,
+    KEY naming the data's fingerprint, the vocabulary and the split, so a stale cache is never
+    read; its writing is guarded by `disk_cache`, entered on `stack`.
+    """
+    import hashlib
+
+    from toolkit.data import imdb
+    from toolkit.data.pipelines import disk_cache
+
+    cache = config.cache
+    if cache is None:
+        cache = "memory" if imdb.is_imdb(imdb.find_root(config.data_dir)) else "none"
+    if cache == "none":
+        return {"train": None, "validation": None}
+    if cache == "memory":
+        return {"train": "", "validation": ""}
+    facts = [data["sha256"], str(config.max_length), str(config.validation_split), str(config.seed),
+             *preprocessor.vocabulary]
+    key = hashlib.sha256("\n".join(facts).encode("utf-8")).hexdigest()[:16]
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    prefixes = {split: folder / f"text-{split}-{key}" for split in ("train", "validation")}
+    stack.enter_context(disk_cache(prefixes.values(), f"--cache {folder} is being written by another training run "
+                                                      "right now; wait for it, or give another --cache folder"))
+    return {split: str(prefix) for split, prefix in prefixes.items()}
 
 
 def _task(config, class_names):
@@ -126,6 +162,8 @@ def train(config, run_dir):
 
     Returns the metrics written to `run_dir/metrics.json`.
     """
+    import contextlib
+
     import tensorflow as tf
 
     from toolkit.data.pipelines import bucketed_batches
@@ -133,11 +171,12 @@ def train(config, run_dir):
     from toolkit.preprocessing.text import TextPreprocessor
     from toolkit.training import Run
 
-    with Run(run_dir, KIND, config) as run:
+    with Run(run_dir, KIND, config) as run, contextlib.ExitStack() as stack:
         splits = load_splits(config)
         task = _task(config, splits.class_names)
         target = _targets(task, splits.class_names)
-        run.write_config(task=task, class_names=list(splits.class_names), data=fingerprint(config, splits.class_names))
+        data = fingerprint(config, splits.class_names)
+        run.write_config(task=task, class_names=list(splits.class_names), data=data)
 
         if (run.run_dir / TextPreprocessor.CONFIG_FILE).exists():
             preprocessor = TextPreprocessor.load(run.run_dir)
@@ -146,16 +185,20 @@ def train(config, run_dir):
             preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
             preprocessor.adapt(splits.train.map(lambda text, label: text))
             preprocessor.save(run.run_dir)
+        caches = token_caches(config, data, preprocessor, stack)
 
-        def batches(dataset, training):
+        def batches(dataset, training, cache=None):
             dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
-                                  num_parallel_calls=tf.data.AUTOTUNE).cache()
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+            if cache is not None:
+                dataset = dataset.cache(cache)
             if training and config.word_dropout:
                 dataset = dataset.map(lambda ids, y: (drop_words(ids, config.word_dropout), y),
                                       num_parallel_calls=tf.data.AUTOTUNE)
             return bucketed_batches(dataset, config.batch_size, shuffle=training, seed=config.seed)
 
-        train_batches, validation_batches = batches(splits.train, True), batches(splits.validation, False)
+        train_batches = batches(splits.train, True, caches["train"])
+        validation_batches = batches(splits.validation, False, caches["validation"])
         model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                       **config.model_settings())
         loss, metrics = loss_and_metrics(task)
