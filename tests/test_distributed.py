@@ -98,8 +98,10 @@ def kill_mid_training_and_resume(args, run_dir, logs, epochs):
     killed_at = json.loads(state.read_text())["epoch"]
     assert codes[1] == -signal.SIGKILL
     assert codes[0] != 0 and killed_at < epochs, "the chief cannot finish without its peer"
-    last = [line for line in log_text(logs, "killed", 0).splitlines() if line.strip()][-1]
-    assert last.startswith("Error: the cluster lost a worker") and "resumes from the last checkpoint" in last, last
+    survivor = log_text(logs, "killed", 0)
+    errors = [line for line in survivor.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in survivor, survivor[-3000:]
+    assert errors[0].startswith("Error: the cluster lost a worker") and "resumes from the last checkpoint" in errors[0]
 
     assert wait_all(start_workers(args, logs, "resumed"), logs, "resumed") == [0, 0]
     assert f"Resuming {run_dir} after epoch {killed_at}." in log_text(logs, "resumed", 0)
