@@ -334,7 +334,6 @@ def captioner_archive(graph, size, beam_size, length_penalty):
 
 def export_run(run_dir, to, name, version):
     """Exports the best model of a captioning run as `TO/NAME/VERSION`: image bytes in, captions out."""
-    import keras
 
     import toolkit.models.captioner  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training

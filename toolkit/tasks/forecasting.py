@@ -275,7 +275,6 @@ def forecaster_archive(model, scale, gaussian):
 
 def export_run(run_dir, to, name, version):
     """Exports the best model of a forecasting run as `TO/NAME/VERSION`."""
-    import keras
 
     import toolkit.losses  # noqa: F401  (registers the loss and metric for loading)
     from toolkit import export, training

@@ -326,7 +326,6 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     `flip_average` (test-time augmentation: average with the mirrored image) defaults to on
     for models trained with horizontal flips, which have learned both orientations.
     """
-    import keras
 
     import toolkit.layers.residual  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training

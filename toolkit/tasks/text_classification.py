@@ -253,7 +253,6 @@ def text_classifier_archive(members, class_names, task):
 
 def export_run(run_dirs, to, name, version):
     """Exports the best model of a run (or, given several runs, the average of theirs) as `TO/NAME/VERSION`."""
-    import keras
 
     import toolkit.models.text_classifier  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training

@@ -280,7 +280,6 @@ def export_run(run_dirs, to, name, version):
     """
     import hashlib
 
-    import keras
 
     import toolkit.models.translator  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
