@@ -237,8 +237,87 @@ def test_jax_data_parallel_over_the_local_devices(colour_folders, tmp_path):
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "TF_CONFIG": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(TOOLKIT + image_args(colour_folders, tmp_path / "run", 2), env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=TIMEOUT)
+    # 108 training images, 10 a batch: the last batch (8) still splits over two devices.
+    result = subprocess.run(TOOLKIT + image_args(colour_folders, tmp_path / "run", 2, batch_size=10), env=env,
+                            cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Strategy data-parallel: 2 replicas" in result.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["backend"] == "jax"
+    odd = subprocess.run(TOOLKIT + image_args(colour_folders, tmp_path / "odd", 1, batch_size=7), env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert odd.returncode == 1 and odd.stderr.strip().splitlines()[-1] == \
+        "Error: --batch-size 7 does not split over 2 devices: give a multiple of 2"
+
+
+# === Several replicas: what their gradient shares add up to ===
+
+REPLICAS_SCRIPT = """
+import json, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from toolkit.training import SyncedLossScaleOptimizer, make_optimizer
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+out = {}
+
+def step(optimizer, variable, shares):
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(shares[context.replica_id_in_sync_group]))
+    strategy.run(lambda g: optimizer.apply([g], [variable]), args=(values,))
+
+with strategy.scope():
+    # Shares (10, 0) and (-9, 0) sum to (1, 0): below the clip norm 5, so not clipped at all.
+    variable = keras.Variable([0.0, 0.0])
+    sgd = make_optimizer("sgd", 1.0, clip_norm=5.0, momentum=0.0)
+    sgd.build([variable])
+    step(sgd, variable, [[10.0, 0.0], [-9.0, 0.0]])
+    out["clipped_step"] = variable.numpy().tolist()
+    out["norm"] = float(sgd.gradient_norm.numpy())
+    # One replica's share overflows: every replica skips the step and the loss scale halves.
+    variable = keras.Variable([1.0, 1.0])
+    scaled = SyncedLossScaleOptimizer(make_optimizer("sgd", 1.0, momentum=0.0))
+    scaled.build([variable])
+    scale = float(scaled.dynamic_scale.numpy())
+    step(scaled, variable, [[1.0, 1.0], [float("inf"), 1.0]])
+    out["overflow_step"] = variable.numpy().tolist()
+    out["scale_ratio"] = float(scaled.dynamic_scale.numpy()) / scale
+print(json.dumps(out))
+"""
+
+
+def test_two_replicas_clip_the_summed_gradient_and_agree_on_overflow():
+    """Two replicas (two logical CPUs): clipping acts on the summed gradient, as on one device, and a step that
+    overflowed on one replica is skipped by both (Keras 3 alone clips each share and asks only the first)."""
+    result = subprocess.run([sys.executable, "-c", REPLICAS_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                            timeout=TIMEOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["clipped_step"] == pytest.approx([-1.0, 0.0])
+    assert out["norm"] == pytest.approx(1.0)
+    assert out["overflow_step"] == [1.0, 1.0]
+    assert out["scale_ratio"] == 0.5
+
+
+def test_a_worker_that_is_not_the_chief_leaves_the_run_folder_alone(text_data, tmp_path, monkeypatch):
+    from toolkit import distribute
+    from toolkit.tasks import text_classification as tc
+
+    monkeypatch.setattr(distribute, "place", lambda name: distribute.Placement(name, is_chief=False,
+                                                                              task=("worker", 1)))
+    results = tc.train(tc.TrainConfig(data_dir=str(text_data), units=8, embedding_dim=8, vocabulary_size=100,
+                                      epochs=1, cache=str(tmp_path / "cache")), tmp_path / "run")
+    assert results["epochs_trained"] == 1 and "test" in results
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_several_workers_with_a_one_machine_strategy_are_refused(text_data, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import toolkit
+    from tests.helpers import one_error_line
+
+    monkeypatch.setenv("TF_CONFIG", tf_config([1, 2], 0))
+    result = CliRunner().invoke(toolkit, sentiment_args(text_data, tmp_path / "run", 1) + ["--strategy", "mirrored"])
+    assert "use --strategy multi-worker" in one_error_line(result)
+    assert not (tmp_path / "run").exists()

@@ -11,8 +11,9 @@ distribution API), the engines TensorFlow's and Keras' users already run on clus
     multi-worker  MultiWorkerMirroredStrategy over the machines TF_CONFIG names
 
 `--batch-size` is the global batch: each of N replicas computes the gradient of 1/N of it,
-and the gradients are summed (all-reduced) before every step, so N replicas take exactly
-the steps one device would. Batches are split by the DATA auto-shard policy: every worker
+and the gradients are summed (all-reduced), then clipped, before every step, so N replicas
+take the steps one device would (batch normalisation excepted: each replica normalises
+with its own 1/N of the batch). Batches are split by the DATA auto-shard policy: every worker
 runs the same seeded pipeline and keeps its slice of each global batch, which keeps the
 steps per epoch equal on every worker even where batches are grouped by length.
 
@@ -117,11 +118,15 @@ def place(name):
     task_type, index, workers, is_chief = cluster()
     if name == "auto" and workers > 1:
         name = "multi-worker"
+    elif workers > 1 and name != "multi-worker":
+        raise ToolkitError(f"TF_CONFIG names {workers} workers but --strategy is {name}: every process would train "
+                           "alone into the same run folder; use --strategy multi-worker (or auto), or unset TF_CONFIG")
     if backend == "jax":
         return _place_jax(name)
     if backend != "tensorflow":
         if name not in ("auto", "one-device"):
-            raise ToolkitError(f"--strategy {name} needs KERAS_BACKEND=tensorflow (or jax); this is {backend}")
+            raise ToolkitError(f"--strategy {name}{' (TF_CONFIG names several workers)' if workers > 1 else ''} "
+                               f"needs KERAS_BACKEND=tensorflow (or jax); this is {backend}")
         return Placement(name)
 
     import tensorflow as tf
@@ -132,7 +137,12 @@ def place(name):
             raise ToolkitError("--strategy multi-worker needs TF_CONFIG naming the cluster's workers "
                                "(see README, Scaling out)")
         _fix_keras_for_multi_worker()
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except (tf.errors.OpError, RuntimeError, ValueError) as e:
+            cause = getattr(e, "message", None) or str(e)
+            raise ToolkitError(f"cannot join the cluster TF_CONFIG names ({cause.strip().splitlines()[0][:200]}); "
+                               "is this task's port free, and is TF_CONFIG the same on every worker?") from None
         return Placement(name, strategy, is_chief, workers, strategy.num_replicas_in_sync, (task_type, index))
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         strategy = tf.distribute.MirroredStrategy()
@@ -146,8 +156,8 @@ def _place_jax(name):
     import keras
 
     if name == "multi-worker":
-        raise ToolkitError("--strategy multi-worker reads TF_CONFIG and needs KERAS_BACKEND=tensorflow; "
-                           "under JAX use one machine's devices (--strategy mirrored)")
+        raise ToolkitError("training on several workers (TF_CONFIG, --strategy multi-worker) needs "
+                           "KERAS_BACKEND=tensorflow; under JAX use one machine's devices (--strategy mirrored)")
     devices = keras.distribution.list_devices()
     if name == "mirrored" or (name == "auto" and len(devices) > 1):
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
@@ -195,17 +205,20 @@ def _is_mixed(policy):
 
 
 def _float32_config(value):
-    """A layer config with every mixed dtype policy replaced by float32."""
+    """A model config with every mixed dtype policy (a layer's "dtype") replaced by float32."""
     if isinstance(value, dict):
-        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and \
-                str(value.get("config", {}).get("name", "")).startswith("mixed_"):
-            return "float32"
-        return {k: _float32_config(v) for k, v in value.items()}
+        return {k: "float32" if k == "dtype" and _is_mixed_config(v) else _float32_config(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_float32_config(v) for v in value]
-    if isinstance(value, str) and value.startswith("mixed_"):
-        return "float32"
     return value
+
+
+def _is_mixed_config(dtype):
+    """Whether a serialized "dtype" (a policy name, or a DTypePolicy config) is a mixed policy."""
+    if isinstance(dtype, dict):
+        dtype = dtype.get("config", {}).get("name", "") if dtype.get("class_name") in ("DTypePolicy",
+                                                                                        "FloatDTypePolicy") else ""
+    return isinstance(dtype, str) and dtype.startswith("mixed_")
 
 
 # === Keras 3 under MultiWorkerMirroredStrategy ===

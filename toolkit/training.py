@@ -71,6 +71,10 @@ class Run:
         check_same_settings(self.folder, config.settings(), may_change=config.RESUMABLE,
                             defaults=type(config)().settings(), renamed=config.RENAMED)
         self.placement = distribute.place(config.strategy)  # before TensorFlow runs an op
+        if self.placement.name == "data-parallel" and config.batch_size % self.placement.replicas:
+            self.placement.close()
+            raise ToolkitError(f"--batch-size {config.batch_size} does not split over {self.placement.replicas} "
+                               f"devices: give a multiple of {self.placement.replicas}")
         keras.utils.set_random_seed(config.seed)
         self._stack = None
 
@@ -81,6 +85,7 @@ class Run:
         from toolkit import distribute
 
         stack = contextlib.ExitStack()
+        stack.callback(self.placement.close)
         try:
             if not self.placement.is_chief:
                 task, index = self.placement.task
@@ -92,7 +97,6 @@ class Run:
                 remove_leftovers(folder)
             stack.enter_context(distribute.precision(self.config.precision))
             stack.enter_context(self.placement.scope())
-            stack.callback(self.placement.close)
         except BaseException:
             stack.close()
             raise
@@ -105,6 +109,14 @@ class Run:
         stack, self._stack = self._stack, None
         self.run_dir = self.folder
         return stack.__exit__(*exc)
+
+    def cache_folder(self, folder):
+        """Where this process keeps cache files meant for `folder` (a `--cache DIR` shared by runs): the folder
+        itself, except on a worker that is not the chief, which keeps its own in its private copy, so that
+        two workers never write one cache."""
+        if folder is None or self.placement.is_chief:
+            return folder
+        return self.run_dir / "worker-cache"
 
     def write_config(self, **facts):
         """`config.json`: the kind, what the task knows about its data (`facts`), the settings, the command.
@@ -129,9 +141,7 @@ class Run:
         mixed_float16 it is wrapped in a `LossScaleOptimizer` (stored so in checkpoints).
         """
         config = self.config
-        # Each of N replicas clips its own share of the gradient (about 1/N of it) before they are
-        # summed: clipping the shares at clip_norm / N clips the whole as one device would.
-        clip_norm = config.clip_norm and config.clip_norm / self.placement.replicas
+        clip_norm = config.clip_norm
         if config.schedule == "constant" and not warmup_epochs:
             optimizer = make_optimizer(config.optimizer, config.learning_rate, clip_norm, **kwargs)
         else:
@@ -141,7 +151,7 @@ class Run:
                                        schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
                                        warmup_steps=min(warmup_epochs, config.epochs / 2) * steps_per_epoch, **kwargs)
         if config.precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer = SyncedLossScaleOptimizer(optimizer)
         return optimizer
 
     def fit(self, model, train, validation, monitor="val_loss", mode="min", summary=True):
@@ -151,8 +161,7 @@ class Run:
         distribute = self.placement.distribute
         with self.placement.lost_workers_reported(self.folder):
             model, history = fit(model, distribute(train), distribute(validation), self.run_dir,
-                                 epochs=self.config.epochs, patience=self.config.patience, monitor=monitor, mode=mode,
-                                 replicas=self.placement.replicas)
+                                 epochs=self.config.epochs, patience=self.config.patience, monitor=monitor, mode=mode)
         return model, {"parameters": model.count_params(), "epochs_trained": len(history),
                        "best_epoch": best_epoch(history, monitor, mode), "train_seconds": training_seconds(history)}
 
@@ -295,20 +304,73 @@ class _RecordsGradientNorm:
 
     The norm of the whole gradient is what explodes or vanishes in backpropagation through
     time; `GradientMonitor` reads it after every step.
+
+    Under a `tf.distribute` strategy with several replicas, each replica holds a share of the
+    gradient, which Keras clips before the shares are summed: clipping each share is not
+    clipping their sum. Here the shares pass unclipped, and the summed gradient is measured
+    and clipped, exactly as one device would (JAX's data parallelism sees the whole gradient).
     """
 
     def build(self, variables):
         super().build(variables)
-        # Under a distribution strategy each replica sees its own gradient: keep the first replica's.
+        # Every replica records the same norm (of the summed gradient): keep the first's.
         self.gradient_norm = self.add_variable((), initializer="zeros", aggregation="only_first_replica",
                                                name="gradient_norm")
 
     def apply(self, grads, trainable_variables=None):
         if not self.built:
             self.build(trainable_variables)
+        if not _shares_of_gradient():
+            self._record(grads)
+        return super().apply(grads, trainable_variables)
+
+    def _record(self, grads):
         squares = [keras.ops.sum(keras.ops.square(keras.ops.cast(g, "float32"))) for g in grads if g is not None]
         if squares:
             self.gradient_norm.assign(keras.ops.sqrt(keras.ops.sum(keras.ops.stack(squares))))
+
+    def _clip_gradients(self, grads):
+        return grads if _shares_of_gradient() else super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):  # TensorFlow only: the shares, summed
+        summed = super()._all_reduce_sum_gradients(grads_and_vars)
+        if not _shares_of_gradient():
+            return summed
+        grads, variables = [g for g, _ in summed], [v for _, v in summed]
+        self._record(grads)
+        return list(zip(super()._clip_gradients(grads), variables))
+
+
+def _shares_of_gradient():
+    """Whether this step runs in one of several replicas of a `tf.distribute` strategy."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context is not None and context.num_replicas_in_sync > 1
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class SyncedLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """A `LossScaleOptimizer` whose replicas agree whether a step overflowed.
+
+    Keras 3 decides from the first replica's gradient share alone (its comment assumes the
+    shares are summed already; they are summed later): a step that overflowed on another
+    replica would be applied, writing inf into the weights, and workers could take different
+    branches and stop lining up their collectives. Here a replica's share is made non-finite
+    when any replica's is, so every replica skips the step and halves the scale together.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        if _shares_of_gradient():
+            import tensorflow as tf
+
+            present = [g for g in grads if g is not None]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in present])
+            overflowed = tf.distribute.get_replica_context().all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))
+            grads = [g if g is None else tf.where(overflowed > 0, tf.fill(tf.shape(g), tf.constant(float("nan"), g.dtype)), g)
+                     for g in grads]
         return super().apply(grads, trainable_variables)
 
 
@@ -332,10 +394,9 @@ class GradientMonitor(keras.callbacks.Callback):
 
     FILE = "gradient_norms.csv"
 
-    def __init__(self, run_dir, resumed_epochs=0, replicas=1):
+    def __init__(self, run_dir, resumed_epochs=0):
         super().__init__()
         self.path = Path(run_dir) / self.FILE
-        self.replicas = replicas  # a replica's gradient is 1/replicas of the whole: scaled back here
         self.rows = [r for r in _read_csv(self.path) if int(r["epoch"]) <= resumed_epochs] if resumed_epochs else []
         self.norms = []
 
@@ -345,13 +406,12 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         variable = getattr(_unwrapped(self.model.optimizer), "gradient_norm", None)
         if variable is not None:
-            self.norms.append(self.replicas * float(keras.ops.convert_to_numpy(variable)))
+            self.norms.append(float(keras.ops.convert_to_numpy(variable)))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.norms or logs is None:
             return
         clip = _unwrapped(self.model.optimizer).global_clipnorm
-        clip = clip and clip * self.replicas
         logs["gradient_norm"] = sum(self.norms) / len(self.norms)
         logs["gradient_norm_max"] = max(self.norms)
         if clip:
@@ -508,7 +568,7 @@ def check_same_settings(run_dir, settings, may_change=("epochs", "patience"), de
 
 
 def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="val_loss", mode="min",
-        callbacks=(), verbose="auto", replicas=1):
+        callbacks=(), verbose="auto"):
     """Trains `model` (compiled) for up to `epochs` epochs in `run_dir`, resuming if it was interrupted.
 
     `train` is a `tf.data.Dataset` that shuffles itself (each epoch) where it should.
@@ -530,7 +590,7 @@ def fit(model, train, validation, run_dir, *, epochs, patience=None, monitor="va
     done = (state or {}).get("finished", False) or len(history) >= epochs
     if not done:
         recorder = RunRecorder(run_dir, history, monitor=monitor, mode=mode, patience=patience)
-        gradients = GradientMonitor(run_dir, resumed_epochs=len(history), replicas=replicas)
+        gradients = GradientMonitor(run_dir, resumed_epochs=len(history))
         model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=len(history),
                   callbacks=[gradients, recorder, *callbacks], shuffle=False, verbose=verbose)
         history = recorder.history

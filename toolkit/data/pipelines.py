@@ -111,12 +111,16 @@ class ArrayBatches(keras.utils.PyDataset):
         self.augment, self.shuffle = augment, shuffle
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(images)) if shuffle else np.arange(len(images))
+        # Keras' data parallelism (JAX) splits every batch evenly over the devices: the last, short
+        # batch is cut to a multiple of their number (at most devices - 1 examples left out an epoch).
+        devices = _data_parallel_devices()
+        self.rows = len(images) - (len(images) % batch_size) % devices
 
     def __len__(self):
-        return math.ceil(len(self.images) / self.batch_size)
+        return math.ceil(self.rows / self.batch_size)
 
     def __getitem__(self, index):
-        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        rows = np.sort(self.order[:self.rows][index * self.batch_size:(index + 1) * self.batch_size])
         x = self.images[rows].astype("float32")
         if self.augment is not None:
             x = self.augment(x, training=True)
@@ -125,6 +129,12 @@ class ArrayBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self.order = self.rng.permutation(len(self.images))
+
+
+def _data_parallel_devices():
+    """The devices a `keras.distribution` (JAX's data parallelism) splits each batch over; 1 without one."""
+    distribution = keras.distribution.distribution()
+    return int(np.prod(list(distribution.device_mesh.shape))) if distribution is not None else 1
 
 
 def bucketed_batches(dataset, batch_size, *, shuffle=False, seed=None, boundaries=DEFAULT_BOUNDARIES, length=None):

@@ -97,6 +97,7 @@ def decode_all(captioned, image_size, batch_size=32):
 
 def image_table(config, split, captioned, encoder=None):
     """One row per image of `split`: the frozen `encoder`'s feature maps (float16, cached), or uint8 pixels."""
+    import keras
     import numpy as np
 
     if encoder is None:
@@ -108,7 +109,9 @@ def image_table(config, split, captioned, encoder=None):
     print(f"Encoding the {len(captioned)} {split} images with {config.encoder} (cached in {path.parent})...",
           file=sys.stderr)
     start = time.monotonic()
-    rows = [encoder.predict_on_batch(batch).astype("float16") for batch in decode_all(captioned, config.image_size)]
+    # A plain call: under a distribution strategy `predict_on_batch` would gather every replica's copy of the batch.
+    rows = [keras.ops.convert_to_numpy(encoder(batch, training=False)).astype("float16")
+            for batch in decode_all(captioned, config.image_size)]
     table = np.concatenate(rows)
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, table)

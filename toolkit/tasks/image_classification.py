@@ -161,7 +161,7 @@ def array_data(config, augment):
         test_batches(*splits.test) if splits.test is not None else None)
 
 
-def streamed_data(config, augment, stack):
+def streamed_data(config, augment, stack, run):
     """A folder of class folders as a `tf.data` stream of its files (`toolkit.data.images.load_files`): memory holds
     the file list, the batches in flight and what `config.cache` asks to keep, never the data set.
 
@@ -169,14 +169,15 @@ def streamed_data(config, augment, stack):
     the decoded pixels (uint8) after the first epoch; a folder, files `DIR/train-KEY*` and
     `DIR/validation-KEY*` (`Dataset.cache`) and the scans `DIR/scan-KEY.npz`, KEY naming the
     files, their order and the decoder (`ImageFiles.key`), so a stale cache is never read.
-    Disk caches are written under `disk_cache`, entered on `stack`.
+    Disk caches are written under `disk_cache`, entered on `stack` (by the chief of a multi-worker
+    run: `Run.cache_folder`).
     """
     import tensorflow as tf
 
     from toolkit.data import images
     from toolkit.data.pipelines import decoded_batches, disk_cache
 
-    folder = None if config.cache in (None, "none", "memory") else Path(config.cache)
+    folder = None if config.cache in (None, "none", "memory") else run.cache_folder(Path(config.cache))
     size = (config.image_size, config.image_size) if config.image_size else None
     splits = images.load_files(config.data_dir, size, config.validation_split, config.seed, cache_dir=folder)
     decode, classes = images.file_decoder(splits.image_shape), len(splits.class_names)
@@ -229,7 +230,10 @@ def train(config, run_dir):
                             seed=config.seed)
 
     with Run(run_dir, KIND, config) as run, contextlib.ExitStack() as stack:
-        data = streamed_data(config, augment, stack) if images.streams(config.dataset) else array_data(config, augment)
+        if images.streams(config.dataset):
+            data = streamed_data(config, augment, stack, run)
+        else:
+            data = array_data(config, augment)
         run.write_config(class_names=list(data.class_names), image_shape=list(data.image_shape),
                          pixel_mean=data.pixel_mean, pixel_variance=data.pixel_variance,
                          backend=keras.backend.backend(), data=data.fingerprint)

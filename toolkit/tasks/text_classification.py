@@ -94,7 +94,7 @@ def fingerprint(config, class_names):
                                    for name in class_names for p in (train / name).glob("*.txt")))
 
 
-def token_caches(config, data, preprocessor, stack):
+def token_caches(config, data, preprocessor, stack, run):
     """{"train", "validation"}: where `Dataset.cache` keeps each split's token ids ("" in memory, or a file
     prefix), or None to read and tokenise the files again every epoch.
 
@@ -118,7 +118,7 @@ def token_caches(config, data, preprocessor, stack):
     facts = [data["sha256"], str(config.max_length), str(config.validation_split), str(config.seed),
              *preprocessor.vocabulary]
     key = hashlib.sha256("\n".join(facts).encode("utf-8")).hexdigest()[:16]
-    folder = Path(cache)
+    folder = run.cache_folder(Path(cache))
     folder.mkdir(parents=True, exist_ok=True)
     prefixes = {split: folder / f"text-{split}-{key}" for split in ("train", "validation")}
     stack.enter_context(disk_cache(prefixes.values(), f"--cache {folder} is being written by another training run "
@@ -185,7 +185,7 @@ def train(config, run_dir):
             preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
             preprocessor.adapt(splits.train.map(lambda text, label: text))
             preprocessor.save(run.run_dir)
-        caches = token_caches(config, data, preprocessor, stack)
+        caches = token_caches(config, data, preprocessor, stack, run)
 
         def batches(dataset, training, cache=None):
             dataset = dataset.map(lambda text, label: (preprocessor.encode_one(text), target(label)),
