@@ -203,7 +203,7 @@ FO = forecasting.TrainConfig
 
 @train.command("forecast")
 @setting(FO, "csv", type=click.Path(dir_okay=False),
-         help="A CSV with a date/time column and a value column. Default: Mauna Loa CO2 (statsmodels).")
+         help="A CSV with a date/time column and a value column. Default: Mauna Loa CO2, 1958-2001 (shipped with the toolkit).")
 @setting(FO, "column", help="The value column (default: the only non-time column).")
 @setting(FO, "time_column", help="The date/time column (default: the first that parses as dates).")
 @setting(FO, "fill", type=click.Choice(forecasting.FILLS),

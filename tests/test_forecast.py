@@ -138,3 +138,16 @@ def test_too_short_for_training(tmp_path):
     path = write_series(tmp_path / "s.csv", days=40)
     with pytest.raises(ToolkitError, match="too few for one training window"):
         train(TrainConfig(csv=str(path), window=30, horizon=7), tmp_path / "run")
+
+
+def test_the_co2_series_ships_with_the_package_and_needs_no_statsmodels():
+    """The default series is read from toolkit/data/co2_mauna_loa.csv (package data), not from statsmodels."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from toolkit.data import series; s = series.co2(); "
+            "print(len(s.values), s.filled, str(s.times[0])[:10], str(s.times[-1])[:10], s.values.min() > 300, "
+            "s.values.max() < 380, 'statsmodels' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2284", "59", "1958-03-29", "2001-12-29", "True", "True", "False"]

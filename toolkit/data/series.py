@@ -54,12 +54,23 @@ def season_length(step):
     return 1
 
 
-def co2():
-    """Weekly atmospheric CO2 at Mauna Loa, 1958-2001 (ppm), as statsmodels ships it (59 weeks missing)."""
-    from statsmodels.datasets import co2 as dataset
+CO2_FILE = "co2_mauna_loa.csv"  # beside this module, in the package: its header says where it comes from
 
-    frame = dataset.load_pandas().data
-    return regularise(frame.index.to_numpy(), frame["co2"].to_numpy(dtype="float64"), "co2")
+
+def co2():
+    """Weekly atmospheric CO2 at Mauna Loa, 1958-2001 (ppm), from the Scripps flask samples (59 weeks missing).
+
+    The series ships with the package (`toolkit/data/co2_mauna_loa.csv`, 39 kB, public domain),
+    copied from statsmodels, which would otherwise be installed (with SciPy, about 180 MB) for
+    this one table.
+    """
+    import importlib.resources
+
+    import pandas as pd
+
+    with importlib.resources.files("toolkit.data").joinpath(CO2_FILE).open("r", encoding="utf-8") as f:
+        frame = pd.read_csv(f, comment="#", parse_dates=["date"])
+    return regularise(frame["date"].to_numpy(), frame["co2"].to_numpy(dtype="float64"), "co2")
 
 
 def read_csv(path, column=None, time_column=None, fill="interpolate"):

@@ -39,7 +39,7 @@ FILLS = ("interpolate", "error")
 class TrainConfig(settings.RunConfig):
     """Everything that decides a forecasting run; stored as the run's config.json."""
 
-    csv: str = None  # None: the Mauna Loa CO2 series shipped with statsmodels
+    csv: str = None  # None: the Mauna Loa CO2 series shipped with the toolkit (toolkit/data/co2_mauna_loa.csv)
     column: str = None
     time_column: str = None
     fill: str = "interpolate"  # missing values: interpolate linearly in time, or "error"
@@ -210,7 +210,7 @@ def train(config, run_dir):
         season = config.season or series_lib.season_length(data.step)
         train_w, validation_w, test_w = split_windows(data.values, config)
         scale = change_scale(train_w) or 1.0
-        run.write_config(series=data.name, source=config.csv or "statsmodels.datasets.co2",
+        run.write_config(series=data.name, source=config.csv or "toolkit/data/co2_mauna_loa.csv",
                          step_seconds=float(data.step / np.timedelta64(1, "s")), season=season, scale=scale,
                          values=len(data), filled=data.filled, data=data_fingerprint(data.values))
 
