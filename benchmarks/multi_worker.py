@@ -12,10 +12,8 @@ two-worker run learns what the one-worker run learns.
 
 import argparse
 import csv
-import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,19 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import NEGATIVE, POSITIVE, write_reviews  # noqa: E402
+from tests.helpers import NEGATIVE, POSITIVE, free_ports, tf_config, write_reviews  # noqa: E402
 
 TOOLKIT = [sys.executable, "-c", "from cli.main import main; main()"]
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def train(args, workers, logs):
@@ -47,8 +35,7 @@ def train(args, workers, logs):
     start = time.monotonic()
     processes = []
     for index in range(workers):
-        cluster = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(cluster) if workers > 1 else ""}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": tf_config(ports, index) if workers > 1 else ""}
         with open(logs / f"{workers}-{index}.log", "w") as log:
             processes.append(subprocess.Popen(TOOLKIT + args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
     codes = [p.wait() for p in processes]

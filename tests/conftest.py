@@ -8,7 +8,16 @@ import random
 
 import pytest
 
-from tests.helpers import COLORS, LEXICON, NEGATIVE, POSITIVE, save, toy_translation, write_reviews
+from tests.helpers import (
+    COLORS,
+    LEXICON,
+    NEGATIVE,
+    POSITIVE,
+    save,
+    toy_translation,
+    write_colour_folders,
+    write_reviews,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any test imports TensorFlow
 
@@ -56,18 +65,7 @@ def tiny_model(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_data(tmp_path_factory):
     """`ROOT/{train,test}/{blue,green,red}/*.png`: 16x16 noisy squares of one colour each."""
-    import numpy as np
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 16), ("test", 4)):
-        for name, color in COLORS.items():
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(np.array(color) + rng.normal(0, 25, (16, 16, 3)), 0, 255).astype("uint8")
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
-    return root
+    return write_colour_folders(tmp_path_factory.mktemp("images"), {"train": 16, "test": 4}, size=16, seed=0)
 
 
 @pytest.fixture(scope="session")

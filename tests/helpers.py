@@ -43,6 +43,21 @@ def files_per_class(root):
 COLORS = {"blue": (30, 40, 200), "green": (40, 190, 40), "red": (200, 30, 30)}
 
 
+def write_colour_folders(root, counts, size, seed):
+    """`ROOT/{split}/{blue,green,red}/*.png` for each `split: count` of `counts`: SIZExSIZE noisy squares of one colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in counts.items():
+        for name, color in COLORS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(color) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
 def color_words(sentence):
     """The colour names in a caption, in order."""
     return [word for word in sentence.split() if word in COLORS]
@@ -108,3 +123,26 @@ def assert_one_error_line_per_bad_file(result, cases):
     for line, (name, message) in zip(errors, cases.items()):
         assert line.startswith("Error: ") and name in line and message in line, f"{name}: {line}"
     assert "Traceback" not in result.output
+
+
+# === A cluster on this machine ===
+
+def free_ports(n):
+    """`n` TCP ports on 127.0.0.1 that were free a moment ago."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_config(ports, index):
+    """The TF_CONFIG of worker `index` in a cluster of workers on 127.0.0.1 at `ports`."""
+    import json
+
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,25 +16,18 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import NEGATIVE, POSITIVE, REPO, write_reviews
+from tests.helpers import (
+    NEGATIVE,
+    POSITIVE,
+    REPO,
+    free_ports,
+    tf_config,
+    write_colour_folders,
+    write_reviews,
+)
 
 TIMEOUT = 240  # seconds any one process may run
 TOOLKIT = [sys.executable, "-c", "from cli.main import main; main()"]
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def tf_config(ports, index):
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                       "task": {"type": "worker", "index": index}})
 
 
 def start_workers(args, logs, tag, workers=2):
@@ -163,20 +155,7 @@ def test_a_killed_worker_resumes_sentiment_from_the_last_checkpoint(reviews, tmp
 @pytest.fixture(scope="module")
 def colour_folders(tmp_path_factory):
     """`ROOT/{train,test}/{blue,green,red}/*.png`: 12x12 noisy squares of one colour each."""
-    import numpy as np
-    from PIL import Image
-
-    from tests.helpers import COLORS
-
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(2)
-    for split, count in (("train", 40), ("test", 4)):
-        for name, color in COLORS.items():
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(np.array(color) + rng.normal(0, 25, (12, 12, 3)), 0, 255).astype("uint8")
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
-    return root
+    return write_colour_folders(tmp_path_factory.mktemp("colours"), {"train": 40, "test": 4}, size=12, seed=2)
 
 
 def image_args(data, run_dir, epochs, batch_size=12):
@@ -233,8 +212,8 @@ def test_a_cluster_that_cannot_run_is_one_line_and_writes_nothing(text_data, tmp
 
 
 def test_jax_data_parallel_over_the_local_devices(colour_folders, tmp_path):
-    """Under KERAS_BACKEND=jax, `auto` spreads each batch over the local devices (two CPU devices here)."""
-    pytest.importorskip("jax")
+    """Under KERAS_BACKEND=jax, `auto` spreads each batch over the local devices (two CPU devices here; jax is a
+    test dependency: the GPU route trains under JAX)."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "TF_CONFIG": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     # 108 training images, 10 a batch: the last batch (8) still splits over two devices.
