@@ -1,12 +1,14 @@
 """`toolkit caption`: a sentence describing each image in files, folders, globs, or paths read from standard input."""
 
+import functools
+import os
 import sys
 
 import click
 
 from cli import options
-from cli.inputs import count_paths, decoded_chunks, expand
-from cli.output import Progress, echo_answer
+from cli.inputs import answered_chunks, count_paths, expand
+from cli.output import Progress, echo, echo_answer
 
 
 @click.command()
@@ -14,8 +16,11 @@ from cli.output import Progress, echo_answer
 @options.model_option("captioner")
 @options.beam_size("Captions", 3)
 @options.length_penalty
+@click.option("--attention-map", "attention_map", type=click.Path(dir_okay=False), default=None,
+              help="Also draw where the model looked for each word it wrote (one panel a word) into this PNG; "
+                   "one image only.")
 @options.json_output
-def caption(files, model_path, beam_size, length_penalty, as_json):
+def caption(files, model_path, beam_size, length_penalty, attention_map, as_json):
     """Caption the images in FILES (JPEG, PNG, GIF, BMP): files, folders (their image files,
     sorted by name), globs; `-` reads paths from stdin.
 
@@ -27,20 +32,36 @@ def caption(files, model_path, beam_size, length_penalty, as_json):
     \b
       toolkit caption photo.jpg more/*.jpg --beam-size 5
       toolkit caption holiday/
+      toolkit caption dog.jpg --attention-map dog_attention.png
     """
     from toolkit.data.images import IMAGE_SUFFIXES
-    from toolkit.serving import models_dir
-    from toolkit.tasks.captioning import SHIPPED_MODEL, Captioner
+    from toolkit.tasks import load
+    from toolkit.tasks.captioning import KIND, SHIPPED_MODEL
 
-    captioner = Captioner(model_path or models_dir() / SHIPPED_MODEL)
+    if attention_map and (len(files) != 1 or files[0] == "-" or os.path.isdir(files[0])):
+        raise click.UsageError("--attention-map draws the words of one image: give one image file")
+    captioner = load(model_path or SHIPPED_MODEL, KIND)
     failed = []
     progress = Progress("images", total=lambda: count_paths(files, IMAGE_SUFFIXES, sys.stdin))
-    for names, pixels, read in decoded_chunks(expand(files, IMAGE_SUFFIXES, sys.stdin), captioner.decode, failed):
-        results = captioner.caption_pixels(pixels, beam_size=beam_size, length_penalty=length_penalty)
-        for name, result in zip(names, results):
+    answer = functools.partial(captioner.caption, beam_size=beam_size, length_penalty=length_penalty,
+                               attention=bool(attention_map))
+    for chunk in answered_chunks(expand(files, IMAGE_SUFFIXES, sys.stdin), answer):
+        for name, result in chunk:
+            if "error" in result:
+                echo(f"Error: {result['error']}", err=True)
+                failed.append(name)
+                continue
+            if attention_map:  # drawn over the pixels the model saw
+                from toolkit.plots import plot_caption_attention
+                from toolkit.preprocessing.image import MAX_IMAGE_BYTES
+                from toolkit.user_files import read_bytes
+
+                plot_caption_attention(captioner.decode(read_bytes(name, MAX_IMAGE_BYTES), name), result,
+                                       attention_map)
+                result = {k: v for k, v in result.items() if k not in ("tokens", "attention")}
             if not echo_answer({"file": name, **result}, f"{name}\t{result['caption']}", as_json):
                 failed.append(name)
-        progress.advance(read)
+        progress.advance(len(chunk))
     progress.close()
     if failed:
         sys.exit(1)

@@ -5,7 +5,7 @@ import sys
 import click
 
 from cli import options
-from cli.inputs import count_paths, decoded_chunks, expand
+from cli.inputs import answered_chunks, count_paths, expand
 from cli.output import Progress, echo, echo_answer
 
 
@@ -29,15 +29,19 @@ def classify(files, model_path, top_k, as_json):
       find shots -name '*.jpg' | toolkit classify -
     """
     from toolkit.data.images import IMAGE_SUFFIXES
-    from toolkit.serving import models_dir
-    from toolkit.tasks.image_classification import SHIPPED_MODEL, ImageClassifier
+    from toolkit.tasks import load
+    from toolkit.tasks.image_classification import KIND, SHIPPED_MODEL
 
-    classifier = ImageClassifier(model_path or models_dir() / SHIPPED_MODEL)
+    classifier = load(model_path or SHIPPED_MODEL, KIND)
     failed = []
     warned = False
     progress = Progress("images", total=lambda: count_paths(files, IMAGE_SUFFIXES, sys.stdin))
-    for names, pixels, read in decoded_chunks(expand(files, IMAGE_SUFFIXES, sys.stdin), classifier.decode, failed):
-        for name, result in zip(names, classifier.predict_pixels(pixels)):
+    for chunk in answered_chunks(expand(files, IMAGE_SUFFIXES, sys.stdin), classifier.predict):
+        for name, result in chunk:
+            if "error" in result:
+                echo(f"Error: {result['error']}", err=True)
+                failed.append(name)
+                continue
             if top_k > len(result["top_k"]) and not warned:
                 echo(f"Note: the model ranks its top {len(result['top_k'])} classes; --top-k {top_k} shows those",
                      err=True)
@@ -48,7 +52,7 @@ def classify(files, model_path, top_k, as_json):
                 line += "\t" + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in result["top_k"])
             if not echo_answer({"file": name, **result}, line, as_json):
                 failed.append(name)
-        progress.advance(read)
+        progress.advance(len(chunk))
     progress.close()
     if failed:
         sys.exit(1)

@@ -24,10 +24,10 @@ def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
 
     import_tensorflow()
     from toolkit.data import series
-    from toolkit.serving import models_dir
-    from toolkit.tasks.forecasting import SHIPPED_MODEL, Forecaster
+    from toolkit.tasks import load
+    from toolkit.tasks.forecasting import KIND, SHIPPED_MODEL
 
-    forecaster = Forecaster(model_path or models_dir() / SHIPPED_MODEL)
+    forecaster = load(model_path or SHIPPED_MODEL, KIND)
     if csv_path is None:
         data = series.co2()
     else:

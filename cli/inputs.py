@@ -4,7 +4,6 @@ import glob
 import itertools
 import os
 
-from cli.output import echo
 from toolkit.errors import ToolkitError
 
 CHUNK = 256  # image files decoded and answered at a time: memory stays bounded for any number of files
@@ -66,29 +65,15 @@ def folder_files(folder, suffixes):
                 yield entry.name
 
 
-def decoded_chunks(paths, decode, failed):
-    """(paths, pixels, read) of up to CHUNK readable images at a time, in order, taking paths from
-    `paths` only as each chunk is asked for; `read` counts the paths taken since the last chunk.
+def answered_chunks(paths, answer):
+    """Lists of (path, answer) for up to CHUNK paths at a time, in order, taking paths from `paths`
+    only as each list is asked for; `answer(paths) -> [result]` is the Python API's call.
 
-    A file that cannot be read or decoded (or a ToolkitError from `expand` in its place) gets
-    one `Error:` line on stderr and is appended to `failed`; the others go on.
+    A ToolkitError that `expand` gave in place of a folder's files comes with `{"error": ...}`
+    as its answer, like a file the API could not read, so the caller reports both alike.
     """
-    from toolkit.preprocessing.image import MAX_IMAGE_BYTES
-    from toolkit.user_files import read_bytes
-
-    paths, read = iter(paths), 0
+    paths = iter(paths)
     while chunk := list(itertools.islice(paths, CHUNK)):
-        names, pixels = [], []
-        read += len(chunk)
-        for path in chunk:
-            try:
-                if isinstance(path, ToolkitError):
-                    raise path
-                pixels.append(decode(read_bytes(path, MAX_IMAGE_BYTES), path))
-                names.append(path)
-            except ToolkitError as e:
-                echo(f"Error: {e}", err=True)
-                failed.append(path)
-        if names:
-            yield names, pixels, read
-            read = 0
+        readable = [path for path in chunk if not isinstance(path, ToolkitError)]
+        answers = iter(answer(readable) if readable else [])
+        yield [(path, {"error": str(path)} if isinstance(path, ToolkitError) else next(answers)) for path in chunk]

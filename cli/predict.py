@@ -35,8 +35,8 @@ def predict(files, model_path, as_json, batch_size):
       toolkit predict reviews/ --json
       toolkit predict 'imdb/test/*/*.txt'
     """
-    from toolkit.serving import models_dir
-    from toolkit.tasks.text_classification import SHIPPED_MODEL, TextClassifier
+    from toolkit.tasks import load
+    from toolkit.tasks.text_classification import KIND, SHIPPED_MODEL
 
     classifier, failed = None, False
     progress = Progress("reviews", total=lambda: count_paths(files, TEXT_SUFFIXES))
@@ -47,7 +47,7 @@ def predict(files, model_path, as_json, batch_size):
                 failed = True
         good = [(name, text) for name, text in chunk if not isinstance(text, ToolkitError)]
         if good:
-            classifier = classifier or TextClassifier(model_path or models_dir() / SHIPPED_MODEL)
+            classifier = classifier or load(model_path or SHIPPED_MODEL, KIND)
             for (name, _), result in zip(good, classifier.predict([text for _, text in good], batch_size=batch_size)):
                 if "value" in result:  # a regression model
                     line = f"{name}\t{result['value']:.4f}"

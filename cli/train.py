@@ -5,6 +5,7 @@ import click
 from cli import options
 from cli.options import setting
 from toolkit.config import ACTIVATIONS, CELLS
+from toolkit.data import tfds_data
 from toolkit.tasks import (
     captioning,
     forecasting,
@@ -30,6 +31,21 @@ def run(task, settings, run_dir):
     return task.train(task.TrainConfig(**settings), run_dir)
 
 
+def datasets(*names):
+    """A `--dataset` callback: one of `names`, or tfds:NAME (a tensorflow-datasets set; the name is looked up
+    when the data are read)."""
+    def check(ctx, param, value):
+        if value is None or value in names or tfds_data.is_tfds(value):
+            return value
+        raise click.BadParameter(f"expected {', '.join(names + ('tfds:NAME',))}. Received: {value!r}")
+
+    return check
+
+
+TFDS_HELP = ("tfds:NAME reads a TensorFlow Datasets set with class labels from --data-dir, else $TFDS_DATA_DIR, "
+             "else ~/tensorflow_datasets, downloading it there if absent (offline: `tfds build NAME` elsewhere).")
+
+
 def summary(results, run_dir):
     """One closing line: the test score (if the data has a test split) and where the details are."""
     test = results.get("test")
@@ -45,6 +61,8 @@ TC = text_classification.TrainConfig
 
 
 @train.command("sentiment")
+@setting(TC, "dataset", metavar="tfds:NAME", callback=datasets(),
+         help=f"Default: IMDB, or your class folders in --data-dir. {TFDS_HELP} E.g. tfds:imdb_reviews.")
 @options.data_dir
 @options.run_options(TC)
 @setting(TC, "cell", type=click.Choice(CELLS))
@@ -69,9 +87,10 @@ TC = text_classification.TrainConfig
 @setting(TC, "regression", is_flag=True, help="Class folder names are numbers: fit them with squared error.")
 @setting(TC, "cache", metavar="memory|none|DIR",
          help="Where token ids are kept between epochs: 'memory', 'none' (re-read the files each epoch), or files in "
-              "the folder DIR (reused by later epochs and runs). Default: memory for IMDB, none for your folders.")
+              "the folder DIR (reused by later epochs and runs). Default: memory for IMDB and tfds sets, none for your "
+              "folders.")
 def train_sentiment(run_dir, **settings):
-    """A recurrent text classifier on IMDB reviews, or on your own TRAIN/TEST class folders."""
+    """A recurrent text classifier on IMDB reviews, your own TRAIN/TEST class folders or a tfds text set."""
     click.echo(summary(run(text_classification, settings, run_dir), run_dir))
 
 
@@ -87,8 +106,10 @@ def _deprecated_version(ctx, param, value):
 
 
 @train.command("images")
-@setting(IC, "dataset", type=click.Choice(image_classification.DATASETS), default=None, show_default=False,
-         help="Default: guessed from --data-dir (IDX files, class folders), else cifar10.")
+@setting(IC, "dataset", metavar="[" + "|".join(image_classification.DATASETS) + "|tfds:NAME]",
+         callback=datasets(*image_classification.DATASETS), default=None, show_default=False,
+         help=f"Default: guessed from --data-dir (IDX files, class folders), else cifar10. {TFDS_HELP} "
+              "E.g. tfds:mnist, tfds:rock_paper_scissors; read into memory, as cifar10 is.")
 @options.data_dir
 @options.run_options(IC)
 @setting(IC, "arch", help="resnet20/32/44/56/110 (CIFAR-style), plain20.. (no shortcuts), resnet18/34/50/101/152 "
@@ -98,7 +119,7 @@ def _deprecated_version(ctx, param, value):
               callback=_deprecated_version, help="Deprecated spelling of --resnet-version.")
 @setting(IC, "shortcut", type=click.Choice(["A", "B"]), help="CIFAR ResNets: A identity + zero padding, B 1x1 projection.")
 @setting(IC, "width", help="CIFAR ResNets: filters of the first stage.")
-@setting(IC, "image_size", type=int, help="Folder data: resize images to this square size.")
+@setting(IC, "image_size", type=int, help="Folder and tfds data: resize images to this square size.")
 @setting(IC, "momentum")
 @setting(IC, "nesterov")
 @setting(IC, "l2", help="Weight decay as an L2 penalty (a Gaussian prior: MAP).")
@@ -110,10 +131,10 @@ def _deprecated_version(ctx, param, value):
 @setting(IC, "validation_split", help="Fraction of the training images held out.")
 @setting(IC, "cache", metavar="memory|none|DIR",
          help="Folder data is streamed from its files each epoch; keep the decoded pixels in 'memory', or in "
-              "files in the folder DIR (reused by later epochs and runs). Default: none; cifar10 and "
-              "fashion_mnist are held in memory.")
+              "files in the folder DIR (reused by later epochs and runs). Default: none; cifar10, "
+              "fashion_mnist and tfds sets are held in memory.")
 def train_images(run_dir, old_resnet_version, **settings):
-    """A CNN or ResNet on CIFAR-10, Fashion-MNIST or your own folder of class folders."""
+    """A CNN or ResNet on CIFAR-10, Fashion-MNIST, your own folder of class folders or a tfds image set."""
     from toolkit.data.images import guess_dataset
 
     if old_resnet_version is not None:

@@ -22,7 +22,10 @@ CHUNK = 512  # lines read, translated and printed at a time: memory stays bounde
 @options.length_penalty
 @options.json_output
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sentences per search.")
-def translate(sentences, path, model_path, beam_size, length_penalty, as_json, batch_size):
+@click.option("--attention-map", "attention_map", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the attention of each target token over the source tokens into this PNG; "
+                   "one sentence only.")
+def translate(sentences, path, model_path, beam_size, length_penalty, as_json, batch_size, attention_map):
     """Translate SENTENCES (or the lines of --file, or of standard input), one translation a line.
 
     Lines are read, translated and printed a chunk at a time, in order. A line that cannot be
@@ -33,15 +36,27 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
     \b
       toolkit translate "A man in a blue shirt is riding a bike."
       toolkit translate --file sentences.txt --beam-size 1 --json
+      toolkit translate "Two dogs play in the snow." --attention-map attention.png
     """
-    from toolkit.serving import models_dir
-    from toolkit.tasks.translation import LENGTH_CAP, SHIPPED_MODEL, Translator
+    from toolkit.tasks import load
+    from toolkit.tasks.translation import LENGTH_CAP, KIND, SHIPPED_MODEL
     from toolkit.user_files import read_lines
 
     if sentences and path:
         raise click.UsageError("give sentences or --file, not both")
     if not sentences and path is None and sys.stdin.isatty():
         raise click.UsageError("give sentences, --file FILE, or lines on standard input")
+    if attention_map:
+        if len(sentences) != 1:
+            raise click.UsageError("--attention-map draws one sentence: give exactly one SENTENCE")
+        from toolkit.plots import plot_translation_attention
+
+        result = load(model_path or SHIPPED_MODEL, KIND).translate(sentences, beam_size=beam_size,
+                                                                   length_penalty=length_penalty, attention=True)[0]
+        plot_translation_attention(result, attention_map)
+        result = {k: result[k] for k in ("translation", "score")}
+        echo_answer({"source": sentences[0], **result}, result["translation"], as_json)
+        return
     lines = enumerate(sentences, 1) if sentences else read_lines(path or "-")
     translator, failed = None, False
     progress = Progress("lines", total=len(sentences) if sentences else lambda: count_lines(path or "-"))
@@ -53,7 +68,7 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
             if words >= LENGTH_CAP:
                 echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} "
                      "tokens are translated (the model translates sentences, not documents)", err=True)
-        translator = translator or Translator(model_path or models_dir() / SHIPPED_MODEL)
+        translator = translator or load(model_path or SHIPPED_MODEL, KIND)
         results = iter(translator.translate([text for _, text in good], beam_size=beam_size,
                                             length_penalty=length_penalty, batch_size=batch_size))
         for number, text in chunk:

@@ -116,11 +116,18 @@ for size in (1, 3):
     rows = []
     for start in range(0, len(images), size):
         res = model.signatures["serving_default"](image_bytes=tf.constant(images[start:start + size]))
+        assert not any(res["error"].numpy()), res["error"]
         rows += [[c.decode(), float(s)] for c, s in zip(res["caption"].numpy(), res["score"].numpy())]
     out[size] = rows
-greedy = model.signatures["caption"](image_bytes=tf.constant(images), beam_size=tf.constant(1),
-                                     length_penalty=tf.constant(1.0))
+n = len(images)
+greedy = model.signatures["caption"](image_bytes=tf.constant(images), beam_size=tf.fill([n], 1),
+                                     length_penalty=tf.fill([n], 1.0))
 out["greedy"] = [c.decode() for c in greedy["caption"].numpy()]
+# Rows of different requests, as TF Serving's batching merges them: their own settings, a bad row among them.
+mixed = model.signatures["caption"](image_bytes=tf.constant([images[0], b"not an image", images[1]]),
+                                    beam_size=tf.constant([1, 2, 2]), length_penalty=tf.constant([1.0, 1.0, 1.0]))
+out["mixed"] = [[c.decode(), float(s), e.decode()]
+                for c, s, e in zip(mixed["caption"].numpy(), mixed["score"].numpy(), mixed["error"].numpy())]
 assert not any(name.split(".")[0] in ("toolkit", "cli") for name in sys.modules)
 print(json.dumps(out))
 """
@@ -148,6 +155,9 @@ def test_serving_signatures_in_a_fresh_process(tiny_captioner, tiny_caption_run,
     np.testing.assert_allclose(expected["score"].numpy(), [row[1] for row in served["1"]], atol=1e-4)
     greedy = graph.caption_pixels(pixels, 1, 1.0)
     assert [c.decode() for c in greedy["caption"].numpy()] == served["greedy"]
+    assert served["mixed"][0][0] == served["greedy"][0]
+    assert served["mixed"][1] == ["", 0.0, "not an image (JPEG, PNG, GIF or BMP expected)"]
+    assert served["mixed"][2][0] == served["1"][1][0]
 
 
 def test_evaluate_captions_scores_the_export_and_draws_examples(tiny_captioner, caption_data, tmp_path):
@@ -192,3 +202,32 @@ def test_train_captions_refuses_a_folder_without_captions(tmp_path):
     result = CliRunner().invoke(toolkit, ["train", "captions", "--data-dir", str(tmp_path), "--out",
                                           str(tmp_path / "run")])
     assert result.exit_code == 1 and "no captions in" in result.stderr and "Traceback" not in result.output
+
+
+def test_attention_comes_from_the_search_that_chose_the_words(tiny_captioner, photos, tmp_path):
+    """Per word, weights over the feature map (they sum to 1), with the caption the plain signature gives."""
+    from toolkit.tasks.captioning import Captioner
+
+    captioner = Captioner(tiny_captioner)
+    files = [photos["red.jpg"], photos["red.bmp"]]
+    plain = captioner.caption(files)
+    with_attention = captioner.caption(files, attention=True)
+    rows, columns = captioner.attention_grid
+    for p, a in zip(plain, with_attention):
+        assert a["caption"] == p["caption"] and a["score"] == pytest.approx(p["score"], abs=1e-5)
+        assert " ".join(a["tokens"]).replace(" .", ".") == a["caption"]
+        weights = np.array(a["attention"])
+        assert weights.shape == (len(a["tokens"]), rows, columns)
+        np.testing.assert_allclose(weights.sum(axis=(1, 2)), 1.0, atol=rows * columns * 1e-4)
+    png = tmp_path / "attention.png"
+    result = CliRunner().invoke(toolkit, ["caption", str(files[0]), "--model", str(tiny_captioner),
+                                          "--attention-map", str(png)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{files[0]}\t{plain[0]['caption']}"
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+    result = CliRunner().invoke(toolkit, ["caption", str(files[0]), str(files[1]), "--model", str(tiny_captioner),
+                                          "--attention-map", str(png)])
+    assert result.exit_code == 2 and "one image" in result.output

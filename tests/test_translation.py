@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -38,7 +39,7 @@ def test_export_answers_in_a_fresh_process(tiny_translator):
         "m = tf.saved_model.load(sys.argv[1])\n"
         "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
         "greedy = m.signatures['translate'](text=tf.constant(json.loads(sys.argv[2])), "
-        "beam_size=tf.constant(1), length_penalty=tf.constant(1.0))\n"
+        "beam_size=tf.constant([1, 1]), length_penalty=tf.constant([1.0, 1.0]))\n"
         "assert not any(name.split('.')[0] in ('toolkit', 'cli') for name in sys.modules)\n"
         "print(json.dumps([[t.decode() for t in o['translation'].numpy()] for o in (out, greedy)] "
         "+ [out['score'].numpy().tolist()]))\n"
@@ -205,3 +206,31 @@ def test_ensemble_export(tiny_translation_run, tiny_translator, tmp_path):
     make_tokenizer("sentencepiece", ["ganz andere Sätze", "mit anderen Wörtern"] * 5, 30).save(twin, "target")
     with pytest.raises(ToolkitError, match="other tokenisers"):
         export_run([tiny_translation_run, twin], tmp_path / "models", "bad", 1)
+
+
+def test_attention_comes_from_the_search_that_chose_the_words(runner, tiny_translator, tmp_path):
+    """`translate_attention` answers what `translate` answers, with one row of weights per target token."""
+    from toolkit.tasks.translation import Translator
+
+    translator = Translator(tiny_translator)
+    plain = translator.translate(SENTENCES, beam_size=2)
+    with_attention = translator.translate(SENTENCES, beam_size=2, attention=True)
+    for p, a in zip(plain, with_attention):
+        assert a["translation"] == p["translation"] and a["score"] == pytest.approx(p["score"], abs=1e-5)
+        assert a["source_tokens"][-1] == "</s>"  # the end token the encoder reads last
+        assert a["target_tokens"] and len(a["attention"]) == len(a["target_tokens"])
+        weights = np.array(a["attention"])
+        assert weights.shape == (len(a["target_tokens"]), len(a["source_tokens"]))
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=2e-3)  # rounded to 4 places
+    png = tmp_path / "attention.png"
+    result = runner.invoke(toolkit, ["translate", SENTENCES[0], "--model", str(tiny_translator), "--attention-map",
+                                     str(png), "--beam-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == plain[0]["translation"]
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+    result = runner.invoke(toolkit, ["translate", "one.", "two.", "--model", str(tiny_translator),
+                                     "--attention-map", str(png)])
+    assert result.exit_code == 2 and "exactly one SENTENCE" in result.output

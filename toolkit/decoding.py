@@ -19,27 +19,44 @@ The search is written with `tf.while_loop` so that it runs inside an exported Sa
 import tensorflow as tf
 
 NEG = -1e9
+# The widest beam a request can ask for: a serving graph cannot refuse one row, so wider asks are cut to
+# this (the Python API refuses them), and no request can make the search allocate without bound.
+MAX_BEAM = 64
 
 
 def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id, length_penalty=1.0,
-                banned_ids=()):
+                banned_ids=(), alignments=False):
     """Searches `beam_size` hypotheses for every row of a batch.
 
-    - `step(tokens [N], states, context) -> (log_probs [N, V], states)`;
+    - `step(tokens [N], states, context) -> (log_probs [N, V], states)`, or, with `alignments`,
+      `(log_probs, states, attention [N, S])`: the weights the step gave the memory's S positions;
     - `states`: nested batch-first tensors, the decoder's state (reordered as beams are chosen);
     - `context`: nested batch-first tensors the step reads but never changes (the memory);
-    - `max_lengths`: `[batch]` int32, the most tokens a row may produce, end token included.
+    - `max_lengths`: `[batch]` int32, the most tokens a row may produce, end token included;
+    - `beam_size`, `length_penalty`: one for the whole batch, or one per row (`[batch]`), so that
+      rows of different requests batched together (TF Serving's batching) each get their own.
+      A beam size is cut to [1, MAX_BEAM]; a length penalty that is not finite counts as 1.
+
+    A row with a smaller beam than the batch's widest keeps only its own best `beam_size`
+    hypotheses alive at every step (the others are dead slots), so it gets exactly the search
+    it would get alone.
 
     Returns `(tokens [batch, L] int32, 0-padded, end token left out; scores [batch])`, where a
-    score is the chosen hypothesis' log-probability divided by its length ** length_penalty.
+    score is the chosen hypothesis' log-probability divided by its length ** length_penalty;
+    with `alignments`, a third value: the attention of each chosen token, `[batch, L, S]`.
     """
     batch = tf.shape(max_lengths)[0]
-    k = tf.convert_to_tensor(beam_size, tf.int32)
+    widths = tf.clip_by_value(tf.broadcast_to(tf.convert_to_tensor(beam_size, tf.int32), [batch]), 1, MAX_BEAM)
+    k = tf.reduce_max(tf.concat([widths, [1]], 0))
     tile = lambda t: tf.repeat(t, k, axis=0)  # noqa: E731  (row b*k + j is beam j of row b)
     states = tf.nest.map_structure(tile, states)
     context = tf.nest.map_structure(tile, context)
     limits = tile(tf.cast(max_lengths, tf.int32))
     rows = batch * k
+    # Slot j of row b is alive if j < that row's beam size; dead slots are finished from the start.
+    alive = tf.reshape(tf.range(k)[None, :] < widths[:, None], [rows])
+    penalties = tf.broadcast_to(tf.convert_to_tensor(length_penalty, tf.float32), [batch])
+    penalties = tf.where(tf.math.is_finite(penalties), penalties, 1.0)  # NaN or inf would make every score NaN
 
     # Only beam 0 is alive at first, so the first expansion does not pick k copies of one token.
     first = tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0, off_value=NEG)
@@ -47,10 +64,11 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     tokens = tf.fill([rows], tf.cast(bos_id, tf.int32))
     sequences = tf.zeros([rows, 0], tf.int32)
     lengths = tf.zeros([rows], tf.int32)
-    finished = tf.zeros([rows], tf.bool)
+    finished = ~alive
+    attention = tf.zeros([rows, 0, tf.shape(tf.nest.flatten(context)[0])[1]]) if alignments else tf.zeros([rows, 0, 0])
 
-    def body(t, tokens, states, log_p, sequences, lengths, finished):
-        scores, new_states = step(tokens, states, context)
+    def body(t, tokens, states, log_p, sequences, lengths, finished, attention):
+        scores, new_states, *weights = step(tokens, states, context)
         vocabulary = tf.shape(scores)[1]
         eos_only = tf.one_hot(eos_id, vocabulary, on_value=0.0, off_value=NEG)
         if banned_ids:
@@ -66,25 +84,35 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
         parents = tf.reshape(beam + tf.range(batch)[:, None] * k, [rows])
         was_finished = tf.gather(finished, parents)
         sequences = tf.concat([tf.gather(sequences, parents), token[:, None]], axis=1)
+        if alignments:
+            attention = tf.concat([tf.gather(attention, parents), tf.gather(weights[0], parents)[:, None]], axis=1)
         states = tf.nest.map_structure(lambda s: tf.gather(s, parents), new_states)
         lengths = tf.gather(lengths, parents) + tf.cast(~was_finished, tf.int32)
-        finished = was_finished | tf.equal(token, eos_id)
-        return t + 1, token, states, tf.reshape(best.values, [rows]), sequences, lengths, finished
+        finished = was_finished | tf.equal(token, eos_id) | ~alive
+        log_p = tf.where(alive, tf.reshape(best.values, [rows]), NEG)  # dead slots stay dead
+        return t + 1, token, states, log_p, sequences, lengths, finished, attention
 
-    def cond(t, tokens, states, log_p, sequences, lengths, finished):
+    def cond(t, tokens, states, log_p, sequences, lengths, finished, attention):
         return (t < tf.reduce_max(limits)) & ~tf.reduce_all(finished)
 
     any_rows = lambda s: tf.TensorShape([None]).concatenate(s.shape[1:])  # noqa: E731  (known batch sizes too)
     shapes = (tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(any_rows, states),
-              tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]))
-    _, _, _, log_p, sequences, lengths, finished = tf.while_loop(
-        cond, body, (tf.constant(0), tokens, states, log_p, sequences, lengths, finished), shape_invariants=shapes)
+              tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]),
+              tf.TensorShape([None, None, None]))
+    _, _, _, log_p, sequences, lengths, finished, attention = tf.while_loop(
+        cond, body, (tf.constant(0), tokens, states, log_p, sequences, lengths, finished, attention),
+        shape_invariants=shapes)
 
-    normalised = log_p / tf.pow(tf.cast(tf.maximum(lengths, 1), tf.float32), length_penalty)
+    normalised = log_p / tf.pow(tf.cast(tf.maximum(lengths, 1), tf.float32), tile(penalties))
+    normalised = tf.where(alive, normalised, -float("inf"))
     normalised = tf.reshape(normalised, [batch, k])
     choice = tf.argmax(normalised, axis=1, output_type=tf.int32)
     chosen = tf.gather(sequences, choice + tf.range(batch) * k)
     # Keep the tokens before the first end token.
     before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(chosen, eos_id), tf.int32), axis=1), 0)
     chosen = tf.where(before_end, chosen, tf.zeros_like(chosen))
-    return chosen, tf.gather(normalised, choice, batch_dims=1)
+    scores = tf.gather(normalised, choice, batch_dims=1)
+    if not alignments:
+        return chosen, scores
+    chosen_attention = tf.gather(attention, choice + tf.range(batch) * k)
+    return chosen, scores, tf.where(before_end[:, :, None], chosen_attention, 0.0)

@@ -100,25 +100,39 @@ class AttentionDecoder:
 
     def _attend(self, queries, memory, memory_mask):
         """[context] for queries `[batch, T, units]`, or [] without attention."""
+        return self._attend_with_weights(queries, memory, memory_mask)[0]
+
+    def _attend_with_weights(self, queries, memory, memory_mask):
+        """([context], weights `[batch, T, S]`), or ([], None) without attention."""
         if "attention" not in self.layers:
-            return []
-        return [self.layers["attention"]([queries, memory, memory_mask])[0]]
+            return [], None
+        context, weights = self.layers["attention"]([queries, memory, memory_mask])
+        return [context], weights
 
     def _logits(self, features, training=None):
         dropout = self.layers["decoder_dropout"]
         features = self.layers["output_projection"](dropout(features, training=training))
         return self.layers["logits"](dropout(features, training=training))
 
-    def step(self, token_ids, states, memory, memory_mask):
-        """One step of search: (log-probabilities `[batch, vocabulary]`, new states) for tokens `[batch]`."""
+    def step(self, token_ids, states, memory, memory_mask, with_attention=False):
+        """One step of search: (log-probabilities `[batch, vocabulary]`, new states) for tokens `[batch]`;
+        `with_attention` adds the attention weights over the memory, `[batch, S]` (uniform without attention)."""
         previous = self.layers["target_embedding"](token_ids)
         new_states = []
         hidden, layer_states = self.layers["decoder_1"].cell(previous, states[0], training=False)
         new_states.append(list(layer_states))
-        context = [c[:, 0] for c in self._attend(ops.expand_dims(hidden, 1), memory, memory_mask)]
+        context, weights = self._attend_with_weights(ops.expand_dims(hidden, 1), memory, memory_mask)
+        context = [c[:, 0] for c in context]
         for i in range(2, self.num_layers + 1):
             inputs = ops.concatenate([hidden, *context], axis=-1)
             hidden, layer_states = self.layers[f"decoder_{i}"].cell(inputs, states[i - 1], training=False)
             new_states.append(list(layer_states))
         logits = self._logits(ops.concatenate([hidden, *context, previous], axis=-1), training=False)
-        return ops.log_softmax(logits, axis=-1), new_states
+        if not with_attention:
+            return ops.log_softmax(logits, axis=-1), new_states
+        if weights is None:  # no attention: every position weighs the same
+            mask = ops.cast(memory_mask, "float32")
+            weights = mask / ops.maximum(ops.sum(mask, axis=-1, keepdims=True), 1.0)
+        else:
+            weights = weights[:, 0]
+        return ops.log_softmax(logits, axis=-1), new_states, weights

@@ -48,11 +48,78 @@ def decode_image(image_bytes, size, channels):
     return tf.cast(decode_image_uint8(image_bytes, size, channels), tf.float32)
 
 
-def decode_image_uint8(image_bytes, size, channels):
-    """`decode_image`'s pixels as uint8 `[height, width, channels]`: how training reads image files."""
+def decode_images(image_bytes, size, channels):
+    """A batch of encoded images `[n]` -> (float32 pixels `[n, *size, channels]`, errors `[n]` strings).
+
+    What a serving graph runs, where one bad row must not fail the others (nor, under TF
+    Serving's batching, other clients' requests): a row that is not a JPEG, PNG, GIF or BMP,
+    declares more than MAX_IMAGE_PIXELS pixels, is over MAX_IMAGE_BYTES, or fails to decode
+    gets zero pixels and an error message; good rows get "" and `decode_image`'s pixels.
+    Decoding runs in a `tf.data` pipeline whose `ignore_errors` drops the rows whose decoder
+    failed (a graph cannot catch an op's error otherwise); the survivors are put back by index.
+    Not caught here, unlike `decode_pixels`: a JPEG that libjpeg decodes with a warning (it
+    fills missing data with gray), and an animated GIF's frames (the decoder inflates them all).
+    """
     import tensorflow as tf
 
-    image = decode_native(image_bytes)
+    rows = tf.shape(image_bytes)[0]
+    problem = _header_problems(image_bytes)
+    decodable = tf.data.Dataset.from_tensor_slices((tf.range(rows), image_bytes, problem))
+    decodable = decodable.filter(lambda i, data, problem: tf.equal(problem, ""))
+    decoded = decodable.map(lambda i, data, problem: (i, decode_image(data, size, channels)),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = decoded.ignore_errors()
+    # One placeholder row, so that the batch below exists even when every row failed.
+    placeholder = tf.data.Dataset.from_tensors((tf.constant(-1), tf.zeros([*size, channels])))
+    index, pixels = decoded.concatenate(placeholder).batch(tf.cast(rows, tf.int64) + 1).get_single_element()
+    index, pixels = index[:-1], pixels[:-1]
+    good = tf.scatter_nd(index[:, None], tf.ones_like(index, tf.bool), [rows])
+    pixels = tf.scatter_nd(index[:, None], pixels, [rows, *size, channels])
+    errors = tf.where(tf.equal(problem, "") & ~good, "not a readable image (truncated or corrupt data)", problem)
+    return pixels, errors
+
+
+def _header_problems(image_bytes):
+    """What is wrong with each of a batch of encoded images, from its first bytes: "" for a supported
+    format within the size limits, else the message (`check_image_header`, in graph ops)."""
+    import tensorflow as tf
+
+    def number(offset, size, big_endian):  # unsigned, from `size` bytes at `offset` (0 past the end)
+        raw = tf.strings.substr(tf.strings.join([image_bytes, tf.constant(b"\0" * 32)]), offset, size)
+        digits = tf.reshape(tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int64), [-1, size])
+        weights = tf.constant([256 ** i for i in (reversed(range(size)) if big_endian else range(size))], tf.int64)
+        return tf.reduce_sum(digits * weights, axis=-1)
+
+    head = tf.strings.substr(image_bytes, 0, 4)
+    png = tf.equal(head, b"\x89PNG")
+    gif = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"GIF")
+    bmp = tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM")
+    jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
+    bmp_height = number(22, 4, False)
+    bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)  # negative: stored top-down
+    pixels = tf.where(png, number(16, 4, True) * number(20, 4, True),
+             tf.where(gif, number(6, 2, False) * number(8, 2, False),
+             tf.where(bmp, number(18, 4, False) * bmp_height, 0)))
+    # A JPEG's size sits in a frame header after any number of other segments: its decoder is
+    # bounded by the byte limit instead (a JPEG cannot claim more pixels than its data allow for
+    # by more than its compression ratio; 50 MB of JPEG data is a bounded decode).
+    size = tf.strings.length(image_bytes)
+    return tf.where(tf.equal(size, 0), "empty",
+           tf.where(~(png | gif | bmp | jpeg), "not an image (JPEG, PNG, GIF or BMP expected)",
+           tf.where(size > MAX_IMAGE_BYTES, f"over {MAX_IMAGE_BYTES:,} bytes",
+           tf.where(pixels > MAX_IMAGE_PIXELS, f"too large to decode (over {MAX_IMAGE_PIXELS:,} pixels)", ""))))
+
+
+def decode_image_uint8(image_bytes, size, channels):
+    """`decode_image`'s pixels as uint8 `[height, width, channels]`: how training reads image files."""
+    return model_pixels(decode_native(image_bytes), size, channels)
+
+
+def model_pixels(image, size, channels):
+    """uint8 pixels as stored `[height, width, c]` (c: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) -> the model's
+    `[*size, channels]` uint8 pixels: what `decode_image_uint8` does after decoding."""
+    import tensorflow as tf
+
     native = tf.shape(image)[-1]
     if channels == 1:
         image = tf.cond(native >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1])
@@ -132,6 +199,40 @@ def decode_pixels(data, image_shape, name="image"):
     if LIBJPEG_CORRUPT.search(stderr.text):
         raise ToolkitError(f"{name}: not a readable image (truncated or corrupt data)")
     return pixels
+
+
+def array_pixels(array, image_shape, name="image"):
+    """The pixels the model reads from a numpy array `[height, width]` or `[height, width, 1-4 channels]`
+    of values in [0, 255] (uint8, or floats that are rounded), as `decode_image` would give them for an
+    image file with those pixels; ToolkitError for an array that is no image."""
+    import numpy as np
+
+    from toolkit.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4) or 0 in array.shape:
+        raise ToolkitError(f"{name}: an array of shape {array.shape} is not an image "
+                           "([height, width] or [height, width, channels] with 1 to 4 channels expected)")
+    if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
+        raise ToolkitError(f"{name}: {array.shape[1]}x{array.shape[0]} is too large (limit {MAX_IMAGE_PIXELS:,} pixels)")
+    if array.dtype != np.uint8:
+        if array.dtype.kind not in "biuf" or not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
+            raise ToolkitError(f"{name}: pixel values must be finite numbers in [0, 255]")
+        array = np.round(array).astype(np.uint8)
+    size, channels = tuple(image_shape[:2]), image_shape[2]
+    return model_pixels(tf.constant(array), size, channels).numpy().astype("float32")
+
+
+def sample_png(height, width, channels=3):
+    """A small PNG of a gray gradient, `height` x `width`: a valid image for warm-up requests and examples."""
+    import tensorflow as tf
+
+    ramp = tf.cast(tf.linspace(0.0, 255.0, width), tf.uint8)
+    image = tf.tile(ramp[None, :, None], [height, 1, channels])
+    return tf.io.encode_png(image).numpy()
 
 
 def checked_bytes(data, name):

@@ -119,6 +119,10 @@ class SubwordTokenizer:
         ids = tf.ragged.boolean_mask(ids, ids > EOS)
         return _tidy(self.layer.detokenize(ids))
 
+    def pieces(self, ids):
+        """Ragged or dense ids -> the pieces they stand for (`▁` marks a word's start), as shown in attention maps."""
+        return self.layer.id_to_string(ids)
+
     def trackables(self):
         return [self.layer]
 
@@ -164,6 +168,10 @@ class WordTokenizer:
         text = tf.strings.reduce_join(tf.gather(self.words, ids), axis=-1, separator=" ")
         text = tf.strings.regex_replace(text, _NO_SPACE_BEFORE, r"\1")
         return _tidy(tf.strings.regex_replace(text, _NO_SPACE_AFTER, r"\1"))
+
+    def pieces(self, ids):
+        """Ragged or dense ids -> the words they stand for, as shown in attention maps."""
+        return tf.gather(self.words, ids)
 
     def trackables(self):
         return [self.lookup]

@@ -37,12 +37,17 @@ def task_for_run(run_dir):
     return task_for_kind(read_run_config(run_dir).get("kind"), f"the run in {run_dir}")
 
 
-def load(path):
-    """The predictor of an exported model (a version folder, or a model folder: its newest version)."""
-    from toolkit.serving import model_kind
+def load(model, kind=None):
+    """The predictor of an exported model (`toolkit.load`).
 
-    kind, model_dir = model_kind(path)
-    return task_for_kind(kind, f"the model in {model_dir}").PREDICTOR(model_dir)
+    `model`: the name of a shipped or installed model ("sentiment"), a TF Serving model folder
+    (its newest version) or a version folder. `kind` (e.g. "image_classifier") refuses a model
+    of any other kind in one line: what each command of the CLI asks for.
+    """
+    from toolkit.serving import find_model, model_kind
+
+    found, model_dir = model_kind(find_model(model))
+    return task_for_kind(kind or found, f"the model in {model_dir}").PREDICTOR(model_dir)
 
 
 def export_runs(run_dirs, to, name, version=None):

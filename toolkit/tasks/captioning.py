@@ -19,7 +19,15 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.atomic import atomic_path
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, image_shape, number, positive_integer, search_settings
+from toolkit.serving import (
+    Predictor,
+    answer_images,
+    image_shape,
+    number,
+    positive_integer,
+    search_inputs,
+    search_settings,
+)
 
 KIND = "captioner"
 COMMAND = "captions"
@@ -95,10 +103,16 @@ def decode_all(captioned, image_size, batch_size=32):
     return dataset.batch(batch_size).prefetch(2)
 
 
-def image_table(config, split, captioned, encoder=None):
-    """One row per image of `split`: the frozen `encoder`'s feature maps (float16, cached), or uint8 pixels."""
+def image_table(config, split, captioned, encoder=None, on_progress=None):
+    """One row per image of `split`: the frozen `encoder`'s feature maps (float16, cached), or uint8 pixels.
+
+    Encoding a split takes minutes: `on_progress(n, total)` is called as each batch of n of the
+    total images is encoded; by default a bar is drawn on stderr when it is a terminal.
+    """
     import keras
     import numpy as np
+
+    from toolkit.progress import Progress
 
     if encoder is None:
         batches = decode_all(captioned, config.image_size)
@@ -109,9 +123,12 @@ def image_table(config, split, captioned, encoder=None):
     print(f"Encoding the {len(captioned)} {split} images with {config.encoder} (cached in {path.parent})...",
           file=sys.stderr)
     start = time.monotonic()
-    # A plain call: under a distribution strategy `predict_on_batch` would gather every replica's copy of the batch.
-    rows = [keras.ops.convert_to_numpy(encoder(batch, training=False)).astype("float16")
-            for batch in decode_all(captioned, config.image_size)]
+    rows = []
+    with Progress("images encoded") as progress:
+        for batch in decode_all(captioned, config.image_size):
+            # A plain call: under a distribution strategy `predict_on_batch` would gather every replica's copy.
+            rows.append(keras.ops.convert_to_numpy(encoder(batch, training=False)).astype("float16"))
+            (on_progress or progress.advance)(len(rows[-1]), len(captioned))
     table = np.concatenate(rows)
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, table)
@@ -241,13 +258,18 @@ class CaptionGraph:
     def trackables(self):
         return []  # words are only decoded (a constant table), never looked up
 
-    def caption_pixels(self, pixels, beam_size, length_penalty):
-        """Float pixels `[batch, size, size, 3]` in [0, 255] -> `{"caption", "score"}`."""
+    def caption_pixels(self, pixels, beam_size, length_penalty, alignments=False):
+        """Float pixels `[batch, size, size, 3]` in [0, 255] -> `{"caption", "score"}` (`caption`)."""
         inputs = pixels if self.encoder is None else self.encoder(pixels, training=False)
-        return self.caption(inputs, beam_size, length_penalty)
+        return self.caption(inputs, beam_size, length_penalty, alignments)
 
-    def caption(self, inputs, beam_size, length_penalty):
-        """The model's image inputs (features or pixels) -> `{"caption": [batch] strings, "score": [batch]}`."""
+    def caption(self, inputs, beam_size, length_penalty, alignments=False):
+        """The model's image inputs (features or pixels) -> `{"caption": [batch] strings, "score": [batch]}`.
+
+        `beam_size` and `length_penalty`: one for the batch or one per row. With `alignments`,
+        also `attention [batch, words, positions]` (each word's weights over the feature map's
+        positions, row by row) and `tokens`, the words ("" past a caption's end).
+        """
         import tensorflow as tf
 
         from toolkit.decoding import beam_search
@@ -257,22 +279,35 @@ class CaptionGraph:
         states = self.decoder.group_states(bridges)
         mask = tf.ones(tf.shape(memory)[:2], tf.bool)
         limits = tf.fill(tf.shape(memory)[:1], MAX_CAPTION_TOKENS)
-        tokens, scores = beam_search(lambda t, s, c: self.decoder.step(t, s, *c), states, (memory, mask), limits,
-                                     beam_size=beam_size, bos_id=BOS, eos_id=EOS, length_penalty=length_penalty,
-                                     banned_ids=(PAD, UNK, BOS))
-        return {"caption": self.tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD)), "score": scores}
+        tokens, scores, *attention = beam_search(
+            lambda t, s, c: self.decoder.step(t, s, *c, with_attention=alignments), states, (memory, mask), limits,
+            beam_size=beam_size, bos_id=BOS, eos_id=EOS, length_penalty=length_penalty, banned_ids=(PAD, UNK, BOS),
+            alignments=alignments)
+        outputs = {"caption": self.tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD)),
+                   "score": scores}
+        if alignments:
+            outputs.update(attention=attention[0], tokens=tf.where(tokens != PAD, self.tokenizer.pieces(tokens), ""))
+        return outputs
 
 
-def caption_rows(caption, rows, batch_size=64):
-    """`caption(batch) -> {"caption", "score"}` over an array of rows, in batches; a list of dicts."""
+def caption_rows(caption, rows, batch_size=64, grid=None):
+    """`caption(batch) -> {"caption", "score"}` over an array of rows, in batches; a list of dicts.
+
+    With attention outputs, each answer also has `tokens` (the words) and `attention`: per word,
+    its weights over the feature map, as `grid` = (rows, columns) nested lists.
+    """
     import numpy as np
     import tensorflow as tf
 
     results = []
     for start in range(0, len(rows), batch_size):
-        out = caption(tf.constant(np.asarray(rows[start:start + batch_size], "float32")))
-        results += [{"caption": c.decode("utf-8"), "score": round(float(s), 6)}
-                    for c, s in zip(out["caption"].numpy(), out["score"].numpy())]
+        out = {k: v.numpy() for k, v in caption(tf.constant(np.asarray(rows[start:start + batch_size], "float32"))).items()}
+        for row in range(len(out["caption"])):
+            results.append({"caption": out["caption"][row].decode("utf-8"), "score": round(float(out["score"][row]), 6)})
+            if "attention" in out:
+                tokens = [t.decode("utf-8") for t in out["tokens"][row] if t]
+                weights = out["attention"][row][:len(tokens)].reshape(len(tokens), *grid)
+                results[-1].update(tokens=tokens, attention=np.round(weights, 4).tolist())
     return results
 
 
@@ -295,43 +330,54 @@ def score(graph, rows, references, beam_size, length_penalty, batch_size=64):
 # === Export and evaluation ===
 
 def captioner_archive(graph, size, beam_size, length_penalty):
-    """Three signatures, all answering `{"caption": string, "score": float}` per image:
+    """Four signatures, answering `{"caption": string, "score": float}` per image:
 
     - `serving_default`: a batch of encoded images (`image_bytes`), decoded and resized in the
-      graph, searched with the run's beam size and length penalty;
-    - `caption`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs;
-    - `caption_pixels`: float pixels in [0, 255], `[batch, height, width, 3]`, with both.
+      graph, searched with the run's beam size and length penalty, with an `error` per image
+      ("" for a good one; for one that is not a readable image its message and an empty
+      caption, while the other rows are answered);
+    - `caption`: the same, with a `beam_size` (1 = greedy) and a `length_penalty` per image;
+    - `caption_pixels`: float pixels in [0, 255], `[batch, height, width, 3]`, with both;
+    - `caption_pixels_attention`: as `caption_pixels`, plus each word's attention over the
+      image's feature map (`attention [batch, words, positions]`, `tokens`): what
+      `toolkit caption --attention-map` draws, from the search that chose the words.
 
+    Every input has a leading batch dimension, so TF Serving's REST row format can express
+    each request and its batching can merge requests with different settings.
     `graph` is a `captioning.CaptionGraph`: encoder, decoder, beam search and words in one
     TensorFlow function. `score` is the caption's log-probability / length**length_penalty.
     """
     import keras
     import tensorflow as tf
 
-    from toolkit.preprocessing.image import decode_image
+    from toolkit.preprocessing.image import decode_images
 
     archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
     for resource in graph.trackables():
         archive.track(resource)
 
-    def decode(image_bytes):
-        return tf.map_fn(lambda b: decode_image(b, size, 3), image_bytes,
-                         fn_output_signature=tf.TensorSpec((*size, 3), tf.float32))
-
     def caption(image_bytes, beam_size, length_penalty):
-        return graph.caption_pixels(decode(image_bytes), beam_size, length_penalty)
+        pixels, errors = decode_images(image_bytes, size, 3)
+        answers = graph.caption_pixels(pixels, beam_size, length_penalty)
+        good = tf.equal(errors, "")
+        return {"caption": tf.where(good, answers["caption"], ""), "score": tf.where(good, answers["score"], 0.0),
+                "error": errors}
 
     def serve(image_bytes):
-        return caption(image_bytes, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+        rows = tf.shape(image_bytes)[:1]
+        return caption(image_bytes, tf.fill(rows, beam_size), tf.fill(rows, float(length_penalty)))
+
+    def caption_pixels_attention(pixels, beam_size, length_penalty):
+        return graph.caption_pixels(pixels, beam_size, length_penalty, alignments=True)
 
     image_bytes = tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")
-    search = [tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
-              tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")]
+    pixels = tf.TensorSpec(shape=(None, *size, 3), dtype=tf.float32, name="pixels")
+    search = [tf.TensorSpec(shape=(None,), dtype=tf.int32, name="beam_size"),
+              tf.TensorSpec(shape=(None,), dtype=tf.float32, name="length_penalty")]
     archive.add_endpoint("serving_default", serve, input_signature=[image_bytes])
     archive.add_endpoint("caption", caption, input_signature=[image_bytes, *search])
-    archive.add_endpoint("caption_pixels", graph.caption_pixels,
-                         input_signature=[tf.TensorSpec(shape=(None, *size, 3), dtype=tf.float32, name="pixels"),
-                                          *search])
+    archive.add_endpoint("caption_pixels", graph.caption_pixels, input_signature=[pixels, *search])
+    archive.add_endpoint("caption_pixels_attention", caption_pixels_attention, input_signature=[pixels, *search])
     return archive
 
 
@@ -340,7 +386,10 @@ def export_run(run_dir, to, name, version):
 
     import toolkit.models.captioner  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
+    import numpy as np
+
     from toolkit.models.image_encoders import build_image_encoder, is_frozen
+    from toolkit.preprocessing.image import sample_png
     from toolkit.preprocessing.sequences import load_tokenizer
 
     run_dir = Path(run_dir)
@@ -354,18 +403,26 @@ def export_run(run_dir, to, name, version):
     graph = CaptionGraph(model, load_tokenizer(run_dir, "caption"), encoder)
     size = settings["image_size"]
     parameters = model.count_params() + (encoder.count_params() if encoder is not None else 0)
+    positions = model.get_layer("positions").input.shape[1:3]  # the feature map's rows and columns
     metadata = {"kind": KIND, "image_shape": [size, size, 3], "parameters": parameters,
+                "attention_grid": [int(n) for n in positions],
                 "beam_size": settings["beam_size"], "length_penalty": settings["length_penalty"],
                 "max_caption_tokens": MAX_CAPTION_TOKENS, "train": settings, "metrics": config["metrics"]}
     archive = captioner_archive(graph, (size, size), settings["beam_size"], settings["length_penalty"])
-    return export.write_saved_model(archive, to, name, version, metadata)
+    search = {"beam_size": [settings["beam_size"]], "length_penalty": [settings["length_penalty"]]}
+    image, pixels = [sample_png(size, size)], np.zeros([1, size, size, 3], "float32")
+    warmup = [("serving_default", {"image_bytes": image}), ("caption", {"image_bytes": image, **search}),
+              ("caption_pixels", {"pixels": pixels, **search}), ("caption_pixels_attention", {"pixels": pixels, **search})]
+    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
 
 
-def evaluate(model_path, data_dir=None, split="test", beam_size=None, examples=None, batch_size=64):
+def evaluate(model_path, data_dir=None, split="test", beam_size=None, examples=None, batch_size=64,
+             on_progress=None):
     """BLEU-1..4 and CIDEr-D of an exported captioner on a split, through its image-bytes path.
 
     Every image is decoded by the graph's own op (as `toolkit caption` does); `examples`: a PNG
     path for a figure of the first images with generated and reference captions.
+    `on_progress(n, total)` is called as each chunk of n of the total images is captioned.
     """
     from toolkit.data import captions as caption_data
     from toolkit.metrics import caption_scores
@@ -377,10 +434,14 @@ def evaluate(model_path, data_dir=None, split="test", beam_size=None, examples=N
     data = splits[split]
     start = time.monotonic()
     hypotheses = []
+    if on_progress:
+        on_progress(0, len(data))
     for first in range(0, len(data), 256):  # decoded pixels take 0.6 MB an image: a chunk at a time
         pixels = [captioner.decode(data.read(name), name) for name in data.names[first:first + 256]]
         results = captioner.caption_pixels(pixels, beam_size=beam_size, batch_size=batch_size)
         hypotheses += [r["caption"] for r in results]
+        if on_progress:
+            on_progress(len(pixels), len(data))
     seconds = time.monotonic() - start
     report = caption_scores(hypotheses, data.captions)
     report.update(model=str(captioner.model_dir), split=split, images=len(data),
@@ -428,8 +489,21 @@ class Captioner(Predictor):
 
     def __init__(self, path):
         super().__init__(path)
-        self.serve_pixels = self.signatures["caption_pixels"]
         self.image_shape = tuple(self.metadata["image_shape"])
+
+    def caption(self, images, beam_size=None, length_penalty=None, batch_size=32, attention=False):
+        """`{"caption", "score"}` per image, in the order given (`score`: log-probability per word ** penalty).
+
+        An image is a path, encoded bytes (JPEG, PNG, GIF, BMP) or a numpy array of pixels in
+        [0, 255] (`[height, width(, channels)]`; a 4-D array is a batch); one that cannot be read
+        gets `{"error": message}` and the others are still captioned. `beam_size` (1 = greedy)
+        and `length_penalty` default to the model's own. With `attention`, each answer also has
+        `tokens` (its words) and `attention`: per word, its weights over the image's feature map
+        (`attention_grid` rows x columns, top left first), from the search that chose the words.
+        """
+        return answer_images(images, self.image_shape,
+                             lambda pixels: self.caption_pixels(pixels, beam_size, length_penalty, batch_size, attention),
+                             batch_size)
 
     def decode(self, data, name="image"):
         """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
@@ -437,11 +511,17 @@ class Captioner(Predictor):
 
         return decode_pixels(data, self.image_shape, name)
 
-    def caption_pixels(self, pixels, beam_size=None, length_penalty=None, batch_size=32):
-        """Captions of decoded images (`decode`), in the order given."""
+    @property
+    def attention_grid(self):
+        """(rows, columns) of the feature map the decoder attends over."""
+        return tuple(self.metadata.get("attention_grid") or ())
+
+    def caption_pixels(self, pixels, beam_size=None, length_penalty=None, batch_size=32, attention=False):
+        """`caption`'s answers for decoded images (`decode`) of the model's size, in the order given."""
         beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
-        return caption_rows(lambda p: self.serve_pixels(pixels=p, beam_size=beam, length_penalty=penalty),
-                            pixels, batch_size)
+        signature = self.signature("caption_pixels_attention" if attention else "caption_pixels")
+        return caption_rows(lambda p: signature(pixels=p, **search_inputs(signature, len(p), beam, penalty)),
+                            pixels, batch_size, grid=self.attention_grid)
 
 
 PREDICTOR = Captioner

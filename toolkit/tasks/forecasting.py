@@ -288,7 +288,9 @@ def export_run(run_dir, to, name, version):
                 "horizon": config["train"]["horizon"], "step_seconds": config["step_seconds"],
                 "season": config["season"], "gaussian": gaussian, "parameters": model.count_params(),
                 "train": config["train"], "metrics": metrics}
-    return export.write_saved_model(forecaster_archive(model, config["scale"], gaussian), to, name, version, metadata)
+    window = [float(i) for i in range(config["train"]["window"])]  # any window: it is scaled in the graph
+    return export.write_saved_model(forecaster_archive(model, config["scale"], gaussian), to, name, version, metadata,
+                                    warmup=[("serving_default", {"window": [window]})])
 
 
 def forecast(model_path, series, steps):
@@ -297,10 +299,11 @@ def forecast(model_path, series, steps):
     return forecaster.forecast(series, steps), forecaster.metadata, forecaster.model_dir
 
 
-def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate"):
+def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate", on_progress=None):
     """Test MAE of an exported forecaster next to the naive forecasts, on the split it was trained with.
 
     Without `csv`, the series is the one the model was trained on (the CO2 series for the shipped model).
+    `on_progress(n, total)` is called once the n test windows are forecast (a second's work: one step).
     """
     forecaster = Forecaster(model_path)
     overrides = {"csv": csv, "column": column, "time_column": time_column, "fill": fill} if csv else {}
@@ -308,6 +311,8 @@ def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpol
     data = load_series(config)
     _, _, test = split_windows(data.values, config)
     mean, stddev = forecaster.predict_windows(test.inputs)
+    if on_progress:
+        on_progress(len(test.ends), len(test.ends))
     if not np.isfinite(mean).all():
         raise ToolkitError(f"the model's forecasts of {data.name} are not finite numbers: its values "
                            f"({np.min(data.values):g} to {np.max(data.values):g}) are out of the model's reach")
@@ -340,23 +345,35 @@ class Forecaster(Predictor):
             stddevs.append(outputs["stddev"].numpy() if "stddev" in outputs else None)
         return np.concatenate(means), None if stddevs[0] is None else np.concatenate(stddevs)
 
-    def forecast(self, series, steps):
+    def forecast(self, series, steps=12):
         """Rows of `{"time", "forecast"}` (+ a 95% interval) for `steps` values after the end of `series`.
 
-        Up to the model's horizon the forecast is direct (with a 95% interval for Gaussian models);
-        beyond it, forecasts are fed back as inputs (no interval there).
+        `series` is a `toolkit.data.series.Series` (from `series.read_csv`), whose spacing must be
+        the model's; or just its latest values (a list or array of at least `window` numbers, in
+        the model's units and spacing), and then the rows have `step` (1 = the next value) in
+        place of `time`. Up to the model's horizon the forecast is direct (with a 95% interval
+        for Gaussian models); beyond it, forecasts are fed back as inputs (no interval there).
         """
-        from toolkit.data.series import describe_step
+        from toolkit.data.series import Series, describe_step
 
-        if steps < 1:
+        if not positive_integer(steps):
             raise ToolkitError(f"--steps must be at least 1. Received: {steps}")
-        step = np.timedelta64(int(self.metadata["step_seconds"] * 1e9), "ns")
-        if abs((series.step - step) / step) > 0.15:
-            raise ToolkitError(f"the series is spaced {describe_step(series.step)} apart, "
-                               f"but the model was trained on steps of {describe_step(step)}")
-        if len(series) < self.window:
-            raise ToolkitError(f"the series has {len(series)} values; the model needs the last {self.window}")
-        history = list(series.values[-self.window:])
+        if isinstance(series, Series):
+            values = series.values
+            step = np.timedelta64(int(self.metadata["step_seconds"] * 1e9), "ns")
+            if abs((series.step - step) / step) > 0.15:
+                raise ToolkitError(f"the series is spaced {describe_step(series.step)} apart, "
+                                   f"but the model was trained on steps of {describe_step(step)}")
+        else:
+            try:
+                values = np.asarray(series, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise ToolkitError("a series is a toolkit Series or a list of numbers") from None
+            if not np.isfinite(values).all():
+                raise ToolkitError("the series' values must be finite numbers")
+        if len(values) < self.window:
+            raise ToolkitError(f"the series has {len(values)} values; the model needs the last {self.window}")
+        history = list(values[-self.window:])
         means, stddevs = [], []
         while len(means) < steps:
             mean, stddev = self.predict_windows([history[-self.window:]])
@@ -364,14 +381,17 @@ class Forecaster(Predictor):
             stddevs += list(stddev[0]) if stddev is not None and not stddevs else [None] * self.horizon
             history += list(mean[0])
         if not np.isfinite(means + [s for s in stddevs if s is not None]).all():  # never printed, nor as JSON
-            last = series.values[-self.window:]
+            last = values[-self.window:]
             raise ToolkitError(f"the forecast is not a finite number: the series' last {self.window} values "
                                f"({last.min():g} to {last.max():g}) are out of the model's reach")
-        times = series.future_times(steps)
-        return [{"time": str(t)[:19].replace("T00:00:00", ""), "forecast": round(float(m), 4),
+        if isinstance(series, Series):
+            places = [{"time": str(t)[:19].replace("T00:00:00", "")} for t in series.future_times(steps)]
+        else:
+            places = [{"step": i} for i in range(1, steps + 1)]
+        return [{**place, "forecast": round(float(m), 4),
                  **({"lower_95": round(float(m - 1.96 * s), 4), "upper_95": round(float(m + 1.96 * s), 4)}
                     if s is not None else {})}
-                for t, m, s in zip(times, means[:steps], stddevs[:steps])]
+                for place, m, s in zip(places, means[:steps], stddevs[:steps])]
 
 
 PREDICTOR = Forecaster

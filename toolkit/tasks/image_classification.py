@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import config as settings
+from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, image_shape, strings
+from toolkit.serving import Predictor, answer_images, image_shape, strings
 
 KIND = "image_classifier"
 COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
 SHIPPED_MODEL = "cifar10_resnet"
 ENSEMBLES = False
-DATASETS = ("cifar10", "fashion_mnist", "folder")
+DATASETS = ("cifar10", "fashion_mnist", "folder")  # and "tfds:NAME": a tensorflow-datasets image set
 VALIDATION_BATCH = 256
 TEST_BATCH = 500
 ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44",
@@ -35,9 +36,9 @@ ARCHITECTURES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "p
 class TrainConfig(settings.RunConfig):
     """Everything that decides an image training run; stored as the run's config.json."""
 
-    dataset: str = "cifar10"  # cifar10 | fashion_mnist | folder
-    data_dir: str = None
-    image_size: int = None  # folder data: resize to this square size (default: the first image's)
+    dataset: str = "cifar10"  # cifar10 | fashion_mnist | folder | tfds:NAME (toolkit.data.tfds_data)
+    data_dir: str = None  # tfds:NAME: tfds' data_dir (default $TFDS_DATA_DIR, else ~/tensorflow_datasets)
+    image_size: int = None  # folder and tfds data: resize to this square size (default: their own, else the first's)
     arch: str = "resnet20"
     resnet_version: int = 1  # CIFAR ResNets: 1 (post-activation) or 2 (pre-activation)
     shortcut: str = "A"  # CIFAR ResNets: A (zero padding) or B (projection)
@@ -63,7 +64,10 @@ class TrainConfig(settings.RunConfig):
 
     def validate(self):
         super().validate()
-        settings.choice(self, "dataset", DATASETS)
+        if tfds_data.is_tfds(self.dataset):
+            tfds_data.check_name(self.dataset)
+        else:
+            settings.choice(self, "dataset", DATASETS)
         settings.choice(self, "arch", ARCHITECTURES)
         settings.choice(self, "resnet_version", (1, 2))
         settings.choice(self, "shortcut", ("A", "B"))
@@ -111,8 +115,9 @@ def load_splits(config):
     from toolkit.data import images
 
     size = (config.image_size, config.image_size) if config.image_size else None
-    return images.load(config.dataset, config.data_dir, image_size=size,
-                       validation_split=config.validation_split, seed=config.seed)
+    load = tfds_data.image_splits if tfds_data.is_tfds(config.dataset) else images.load
+    return load(config.dataset, config.data_dir, image_size=size, validation_split=config.validation_split,
+                seed=config.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,10 +290,12 @@ def score_batches(model, batches):
 
 
 def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
-    """Two signatures, both answering `{"label", "probability", "top_k_labels", "top_k_probabilities"}`:
+    """Two signatures, answering `{"label", "probability", "top_k_labels", "top_k_probabilities"}` per image:
 
     - `serving_default`: a batch of encoded images (`image_bytes`: JPEG, PNG, GIF or BMP; what
-      TF Serving's REST API delivers from `{"b64": ...}`), decoded and resized in the graph;
+      TF Serving's REST API delivers from `{"b64": ...}`), decoded and resized in the graph,
+      with an `error` per image: "" for a good one; for one that is not a readable image its
+      message, an empty label and zero probabilities, while the other rows are answered;
     - `predict_pixels`: float pixels in [0, 255], `[batch, height, width, channels]`.
 
     With `flip_average`, the probabilities are averaged with those of the mirrored image.
@@ -296,7 +303,7 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
     import keras
     import tensorflow as tf
 
-    from toolkit.preprocessing.image import decode_image
+    from toolkit.preprocessing.image import decode_images
 
     height, width, channels = model.input_shape[1:]
     k = min(top_k, len(class_names))
@@ -312,9 +319,11 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
                 "top_k_labels": tf.gather(names, top.indices), "top_k_probabilities": top.values}
 
     def serve_bytes(image_bytes):
-        pixels = tf.map_fn(lambda b: decode_image(b, (height, width), channels), image_bytes,
-                           fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
-        return classify(pixels)
+        pixels, errors = decode_images(image_bytes, (height, width), channels)
+        good = tf.equal(errors, "")
+        answers = {name: tf.where(tf.reshape(good, [-1] + [1] * (len(value.shape) - 1)), value, tf.zeros_like(value))
+                   for name, value in classify(pixels).items()}
+        return {**answers, "error": errors}
 
     archive.add_endpoint("serving_default", serve_bytes,
                          input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="image_bytes")])
@@ -333,6 +342,7 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
 
     import toolkit.layers.residual  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
+    from toolkit.preprocessing.image import sample_png
 
     run_dir = Path(run_dir)
     config = training.read_run(run_dir, KIND)
@@ -345,13 +355,21 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
                 "flip_average": bool(flip_average), "train": config["train"], "parameters": model.count_params()}
     if metrics:
         metadata["metrics"] = metrics
-    return export.write_saved_model(archive, to, name, version, metadata)
+    height, width, channels = config["image_shape"]
+    warmup = [("serving_default", {"image_bytes": [sample_png(height, width, channels)]}),
+              ("predict_pixels", {"pixels": np.zeros([1, height, width, channels], "float32")})]
+    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
 
 
-def evaluate(model_path, dataset="cifar10", data_dir=None):
-    """Accuracy of an exported image classifier on the test split (through its pixels signature)."""
+def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, on_progress=None):
+    """Accuracy of an exported image classifier on the test split (through its pixels signature).
+
+    `confusion_png`: a path for a figure of the confusion matrix. `on_progress(n, total)` is
+    called as each chunk of n of the total images is scored (a command's progress bar).
+    """
     from toolkit.data import images
     from toolkit.metrics import classification_report
+    from toolkit.plots import plot_confusion_matrix
 
     classifier = ImageClassifier(model_path)
     splits = images.load(dataset, data_dir)
@@ -359,12 +377,22 @@ def evaluate(model_path, dataset="cifar10", data_dir=None):
         raise ToolkitError(f"the {dataset} data in {data_dir} has no test split")
     if tuple(splits.class_names) != tuple(classifier.class_names):
         raise ToolkitError(f"the model's classes {classifier.class_names} are not the data's {list(splits.class_names)}")
+    pixels = splits.test[0].astype("float32")
     start = time.monotonic()
-    predictions = classifier.predict_pixels(splits.test[0].astype("float32"))
+    predictions = []
+    if on_progress:
+        on_progress(0, len(pixels))
+    for first in range(0, len(pixels), 256):
+        predictions += classifier.predict_pixels(pixels[first:first + 256])
+        if on_progress:
+            on_progress(len(pixels[first:first + 256]), len(pixels))
     seconds = time.monotonic() - start
     truth = [splits.class_names[i] for i in splits.test[1]]
     report = classification_report(truth, [p["label"] for p in predictions], splits.class_names)
     report.update(model=str(classifier.model_dir), examples=len(truth), seconds=round(seconds, 1))
+    if confusion_png:
+        plot_confusion_matrix(report["confusion_matrix"], report["class_names"], confusion_png)
+        report["confusion_png"] = str(confusion_png)
     return report
 
 
@@ -381,6 +409,17 @@ class ImageClassifier(Predictor):
         self.class_names = self.metadata["class_names"]
         self.image_shape = tuple(self.metadata["image_shape"])
 
+    def predict(self, images, batch_size=256):
+        """`{"label", "probability", "top_k": [{"label", "probability"}, ...]}` per image, in the order given.
+
+        An image is a path, encoded bytes (JPEG, PNG, GIF, BMP) or a numpy array of pixels in
+        [0, 255] (`[height, width(, channels)]`, resized as the serving graph resizes; a 4-D
+        array is a batch). One that cannot be read gets `{"error": message}` and the others
+        are still answered.
+        """
+        return answer_images(images, self.image_shape, lambda pixels: self.predict_pixels(pixels, batch_size),
+                             batch_size)
+
     def decode(self, data, name="image"):
         """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
         from toolkit.preprocessing.image import decode_pixels
@@ -388,7 +427,7 @@ class ImageClassifier(Predictor):
         return decode_pixels(data, self.image_shape, name)
 
     def predict_pixels(self, pixels, batch_size=256):
-        """`{"label", "probability", "top_k"}` per decoded image (`decode`), in the order given."""
+        """`predict`'s answers for decoded images (`decode`) of the model's size, in the order given."""
         import tensorflow as tf
 
         results = []

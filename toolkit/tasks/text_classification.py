@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from toolkit import config as settings
+from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, in_length_order, plain, strings
+from toolkit.serving import Predictor, in_length_order, plain, single_or_list, strings
 
 KIND = "text_classifier"
 COMMAND = "sentiment"  # `toolkit train sentiment`, `toolkit evaluate sentiment`
@@ -27,7 +28,8 @@ MONITORS = ("val_loss", "val_accuracy")
 class TrainConfig(settings.RunConfig):
     """Everything that decides a text classification run; stored as the run's config.json."""
 
-    data_dir: str = None  # None: $TOOLKIT_DATA_DIR/imdb, else download IMDB
+    dataset: str = None  # None: IMDB, or the class folders in data_dir; "tfds:NAME": a tensorflow-datasets text set
+    data_dir: str = None  # None: $TOOLKIT_DATA_DIR/imdb, else download IMDB; tfds:NAME: tfds' data_dir
     cell: str = "lstm"
     units: int = 64
     embedding_dim: int = 128
@@ -53,6 +55,11 @@ class TrainConfig(settings.RunConfig):
 
     def validate(self):
         super().validate()
+        if self.dataset is not None:
+            if not tfds_data.is_tfds(self.dataset):
+                raise ValueError(f"dataset must be tfds:NAME, or left out for IMDB or --data-dir class folders. "
+                                 f"Received: dataset={self.dataset!r}")
+            tfds_data.check_name(self.dataset)
         settings.choice(self, "cell", settings.CELLS)
         settings.choice(self, "pooling", POOLINGS)
         settings.choice(self, "activation", settings.ACTIVATIONS)
@@ -75,9 +82,11 @@ class TrainConfig(settings.RunConfig):
 
 
 def load_splits(config):
-    """The data of a run: IMDB (or the user's class folders) as unbatched (text, label) datasets."""
+    """The data of a run: IMDB (or the user's class folders, or a tfds set) as unbatched (text, label) datasets."""
     from toolkit.data import imdb, text_folders
 
+    if config.dataset is not None:
+        return tfds_data.text_splits(config.dataset, config.data_dir, config.validation_split, config.seed)
     root = imdb.find_root(config.data_dir)
     class_names = imdb.CLASS_NAMES if imdb.is_imdb(root) else None  # IMDB's unsup/ is no class
     return text_folders.load_text_folders(root, class_names, validation_split=config.validation_split,
@@ -85,10 +94,13 @@ def load_splits(config):
 
 
 def fingerprint(config, class_names):
-    """The training files (name and size of each, per class): what a resumed run must find again."""
+    """The training files (name and size of each, per class), or a tfds set's name, version and split sizes
+    (`tfds_data.fingerprint`): what a resumed run must find again."""
     from toolkit.data import imdb
     from toolkit.training import data_fingerprint
 
+    if config.dataset is not None:
+        return tfds_data.fingerprint(config.dataset, config.data_dir)
     train = Path(imdb.find_root(config.data_dir)) / "train"
     return data_fingerprint(sorted(f"{name}/{p.name}:{p.stat().st_size}"
                                    for name in class_names for p in (train / name).glob("*.txt")))
@@ -98,10 +110,10 @@ def token_caches(config, data, preprocessor, stack, run):
     """{"train", "validation"}: where `Dataset.cache` keeps each split's token ids ("" in memory, or a file
     prefix), or None to read and tokenise the files again every epoch.
 
-    `config.cache` None is IMDB's token ids in memory (about 80 MB) and a folder of your own read
-    again each epoch, so memory does not grow with it. A folder DIR keeps `DIR/text-SPLIT-KEY*`,
-    KEY naming the data's fingerprint, the vocabulary and the split, so a stale cache is never
-    read; its writing is guarded by `disk_cache`, entered on `stack`.
+    `config.cache` None is IMDB's (or a tfds set's) token ids in memory (about 80 MB for IMDB) and a
+    folder of your own read again each epoch, so memory does not grow with it. A folder DIR keeps
+    `DIR/text-SPLIT-KEY*`, KEY naming the data's fingerprint, the vocabulary and the split, so a
+    stale cache is never read; its writing is guarded by `disk_cache`, entered on `stack`.
     """
     import hashlib
 
@@ -110,7 +122,7 @@ def token_caches(config, data, preprocessor, stack, run):
 
     cache = config.cache
     if cache is None:
-        cache = "memory" if imdb.is_imdb(imdb.find_root(config.data_dir)) else "none"
+        cache = "memory" if config.dataset is not None or imdb.is_imdb(imdb.find_root(config.data_dir)) else "none"
     if cache == "none":
         return {"train": None, "validation": None}
     if cache == "memory":
@@ -277,13 +289,20 @@ def export_run(run_dirs, to, name, version):
     else:
         metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
                                 for run_dir, c in zip(run_dirs, configs)]
-    return export.write_saved_model(archive, to, name, version, metadata)
+    warmup = [("serving_default", {"text": ["A wonderful film.", "Dull and far too long."]})]
+    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
 
 
-def evaluate(model_path, data_dir=None, batch_size=64):
-    """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`)."""
+def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None):
+    """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`).
+
+    `confusion_png`: a path for a figure of the confusion matrix (a regression model has none:
+    a note says so). `on_progress(n, total)` is called as each chunk of n of the total reviews
+    is scored (a command's progress bar).
+    """
     from toolkit.data import imdb, text_folders
     from toolkit.metrics import classification_report
+    from toolkit.plots import plot_confusion_matrix
 
     classifier = TextClassifier(model_path)
     root = imdb.find_root(data_dir)
@@ -296,7 +315,15 @@ def evaluate(model_path, data_dir=None, batch_size=64):
             texts.append(path.read_bytes().decode("utf-8", errors="replace"))
             labels.append(name)
     start = time.monotonic()
-    predictions = classifier.predict(texts, batch_size=batch_size)
+    predictions = [None] * len(texts)
+    if on_progress:
+        on_progress(0, len(texts))
+    # Chunks of whole batches in length order: `predict` batches each chunk exactly as it would all the texts.
+    for chunk in in_length_order(texts, batch_size * 16):
+        for i, prediction in zip(chunk, classifier.predict([texts[i] for i in chunk], batch_size=batch_size)):
+            predictions[i] = prediction
+        if on_progress:
+            on_progress(len(chunk), len(texts))
     seconds = time.monotonic() - start
     if classifier.metadata.get("task") == "regression":
         errors = [abs(p["value"] - float(label)) for p, label in zip(predictions, labels)]
@@ -305,6 +332,11 @@ def evaluate(model_path, data_dir=None, batch_size=64):
         report = classification_report(labels, [p["label"] for p in predictions], class_names)
     report.update(model=str(classifier.model_dir), examples=len(texts), seconds=round(seconds, 1),
                   examples_per_second=round(len(texts) / seconds, 1))
+    if confusion_png and "confusion_matrix" not in report:
+        print(f"Note: a regression model has no confusion matrix; {confusion_png} was not written", file=sys.stderr)
+    elif confusion_png:
+        plot_confusion_matrix(report["confusion_matrix"], report["class_names"], confusion_png)
+        report["confusion_png"] = str(confusion_png)
     return report
 
 
@@ -320,9 +352,11 @@ class TextClassifier(Predictor):
         self.class_names = self.metadata["class_names"]
 
     def predict(self, texts, batch_size=64):
-        """Answers in the order given; texts of similar length are batched together for speed."""
+        """`{"label", "probability"}` (regression models: `{"value"}`) per text (a string counts as a list
+        of one), in the order given; texts of similar length are batched together for speed."""
         import tensorflow as tf
 
+        texts = single_or_list(texts, str)
         results = [None] * len(texts)
         for chunk in in_length_order(texts, batch_size):
             outputs = self.serve(text=tf.constant([texts[i] for i in chunk], dtype=tf.string))

@@ -13,7 +13,15 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.data.parallel_text import MULTI30K_LANGUAGES
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, in_length_order, number, positive_integer, search_settings
+from toolkit.serving import (
+    Predictor,
+    in_length_order,
+    number,
+    positive_integer,
+    search_inputs,
+    search_settings,
+    single_or_list,
+)
 
 KIND = "translator"
 COMMAND = "translation"
@@ -179,8 +187,14 @@ class TranslationGraph:
     def trackables(self):
         return self.source_tokenizer.trackables() + self.target_tokenizer.trackables()
 
-    def translate(self, text, beam_size, length_penalty):
-        """`text [batch]` -> `{"translation": [batch] strings, "score": [batch] floats}`."""
+    def translate(self, text, beam_size, length_penalty, alignments=False):
+        """`text [batch]` -> `{"translation": [batch] strings, "score": [batch] floats}`.
+
+        `beam_size` and `length_penalty`: one for the batch or one per row. With `alignments`,
+        also the attention of every target token over the source tokens (averaged over an
+        ensemble's members): `attention [batch, target, source]`, `source_tokens` and
+        `target_tokens` (the pieces the model read and wrote, "" past a row's end).
+        """
         import tensorflow as tf
 
         from toolkit.decoding import beam_search
@@ -200,30 +214,51 @@ class TranslationGraph:
         limits = tf.minimum(limits, LENGTH_CAP)
 
         def step(tokens, states, context):
-            outputs = [decoder.step(tokens, s, *c) for decoder, s, c in zip(self.decoders, states, context)]
+            outputs = [decoder.step(tokens, s, *c, with_attention=alignments)
+                       for decoder, s, c in zip(self.decoders, states, context)]
             log_p = [o[0] for o in outputs]
             if len(log_p) > 1:  # the log of the members' mean probability
                 log_p = [tf.reduce_logsumexp(tf.stack(log_p), axis=0) - tf.math.log(float(len(log_p)))]
-            return log_p[0], [o[1] for o in outputs]
+            new_states = [o[1] for o in outputs]
+            if not alignments:
+                return log_p[0], new_states
+            return log_p[0], new_states, tf.add_n([o[2] for o in outputs]) / float(len(outputs))
 
-        tokens, scores = beam_search(step, states, context, limits, beam_size=beam_size, bos_id=BOS, eos_id=EOS,
-                                     length_penalty=length_penalty, banned_ids=(PAD, UNK, BOS))
+        tokens, scores, *attention = beam_search(step, states, context, limits, beam_size=beam_size, bos_id=BOS,
+                                                 eos_id=EOS, length_penalty=length_penalty,
+                                                 banned_ids=(PAD, UNK, BOS), alignments=alignments)
         translation = self.target_tokenizer.decode(tf.RaggedTensor.from_tensor(tokens, padding=PAD))
         empty = tf.equal(source_lengths, 0)  # nothing to translate: nothing comes back
-        return {"translation": tf.where(empty, tf.constant(""), translation),
-                "score": tf.where(empty, tf.zeros_like(scores), scores)}
+        outputs = {"translation": tf.where(empty, tf.constant(""), translation),
+                   "score": tf.where(empty, tf.zeros_like(scores), scores)}
+        if alignments:
+            outputs.update(attention=attention[0],
+                           source_tokens=tf.where(source_mask, self.source_tokenizer.pieces(source), ""),
+                           target_tokens=tf.where(tokens != PAD, self.target_tokenizer.pieces(tokens), ""))
+        return outputs
 
 
 def translate_all(translate, sentences, batch_size=64):
-    """Translations of a list of strings, batched by length, in the order given."""
+    """Translations of a list of strings, batched by length, in the order given.
+
+    `translate(text)` returns a signature's outputs; with attention outputs, each answer also
+    has `source_tokens`, `target_tokens` and `attention` (a row per target token, a weight per
+    source token), cut to the tokens of that sentence.
+    """
     import tensorflow as tf
 
     results = [None] * len(sentences)
     for chunk in in_length_order(sentences, batch_size):
-        outputs = translate(tf.constant([sentences[i] for i in chunk], dtype=tf.string))
+        outputs = {k: v.numpy() for k, v in translate(tf.constant([sentences[i] for i in chunk], tf.string)).items()}
         for row, i in enumerate(chunk):
-            results[i] = {"translation": outputs["translation"][row].numpy().decode("utf-8"),
+            results[i] = {"translation": outputs["translation"][row].decode("utf-8"),
                           "score": round(float(outputs["score"][row]), 6)}
+            if "attention" in outputs:
+                source = [t.decode("utf-8") for t in outputs["source_tokens"][row] if t]
+                target = [t.decode("utf-8") for t in outputs["target_tokens"][row] if t]
+                weights = outputs["attention"][row][:len(target), :len(source)]
+                results[i].update(source_tokens=source, target_tokens=target,
+                                  attention=[[round(float(w), 4) for w in line] for line in weights])
     return results
 
 
@@ -244,12 +279,17 @@ def score(translator, pairs, beam_size, length_penalty, batch_size=64):
 
 
 def translator_archive(graph, beam_size, length_penalty):
-    """Two signatures, both answering `{"translation": string, "score": float}` per sentence:
+    """Three signatures, answering `{"translation": string, "score": float}` per sentence:
 
     - `serving_default`: a batch of source sentences (`text`), searched with the run's
       beam size and length penalty;
-    - `translate`: the same, with `beam_size` (1 = greedy) and `length_penalty` as inputs.
+    - `translate`: the same, with a `beam_size` (1 = greedy) and a `length_penalty` per sentence;
+    - `translate_attention`: as `translate`, plus the attention of every target token over the
+      source tokens (`attention [batch, target, source]`, `source_tokens`, `target_tokens`):
+      what `toolkit translate --attention-map` draws, from the search that chose the words.
 
+    Every input has a leading batch dimension, so TF Serving's REST row format can express
+    each request and its batching can merge requests with different settings.
     `graph` is a `translation.TranslationGraph`: tokeniser, encoder, beam search and
     detokeniser in one TensorFlow function, so clients send and receive plain text.
     """
@@ -261,14 +301,18 @@ def translator_archive(graph, beam_size, length_penalty):
         archive.track(resource)
 
     def serve(text):
-        return graph.translate(text, tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32))
+        rows = tf.shape(text)[:1]
+        return graph.translate(text, tf.fill(rows, beam_size), tf.fill(rows, float(length_penalty)))
 
-    archive.add_endpoint("serving_default", serve,
-                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
-    archive.add_endpoint("translate", graph.translate,
-                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text"),
-                                          tf.TensorSpec(shape=(), dtype=tf.int32, name="beam_size"),
-                                          tf.TensorSpec(shape=(), dtype=tf.float32, name="length_penalty")])
+    def translate_attention(text, beam_size, length_penalty):
+        return graph.translate(text, beam_size, length_penalty, alignments=True)
+
+    text = tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")
+    search = [tf.TensorSpec(shape=(None,), dtype=tf.int32, name="beam_size"),
+              tf.TensorSpec(shape=(None,), dtype=tf.float32, name="length_penalty")]
+    archive.add_endpoint("serving_default", serve, input_signature=[text])
+    archive.add_endpoint("translate", graph.translate, input_signature=[text, *search])
+    archive.add_endpoint("translate_attention", translate_attention, input_signature=[text, *search])
     return archive
 
 
@@ -308,13 +352,19 @@ def export_run(run_dirs, to, name, version):
     else:
         metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
                                 for run_dir, c in zip(run_dirs, configs)]
+    example = {"text": ["A dog runs on the beach."], "beam_size": [beam_size], "length_penalty": [length_penalty]}
+    warmup = [("serving_default", {"text": example["text"]}), ("translate", example), ("translate_attention", example)]
     return export.write_saved_model(translator_archive(graph, beam_size, length_penalty), to, name, version,
-                                    metadata)
+                                    metadata, warmup=warmup)
 
 
 def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, beam_size=None, length_penalty=None,
-             batch_size=64):
-    """sacreBLEU BLEU and chrF of an exported translator on a Multi30k split (or a pair file)."""
+             batch_size=64, on_progress=None):
+    """sacreBLEU BLEU and chrF of an exported translator on a Multi30k split (or a pair file).
+
+    `on_progress(n, total)` is called as each chunk of n of the total sentences is translated
+    (a command's progress bar).
+    """
     from toolkit.data import parallel_text
     from toolkit.metrics import translation_scores
 
@@ -327,8 +377,17 @@ def evaluate(model_path, data_dir=None, split="test_2016_flickr", pairs=None, be
             raise ToolkitError("this model was trained on a pair file: pass --pairs FILE to evaluate it")
         data = parallel_text.multi30k_split(split, source, target, data_dir)
     start = time.monotonic()
-    results = translator.translate(data.source, beam_size=beam_size, length_penalty=length_penalty,
-                                   batch_size=batch_size)
+    results = [None] * len(data.source)
+    if on_progress:
+        on_progress(0, len(data.source))
+    # Chunks of whole batches in length order: `translate` batches each chunk exactly as it would all the sentences.
+    for chunk in in_length_order(data.source, batch_size * 4):
+        answers = translator.translate([data.source[i] for i in chunk], beam_size=beam_size,
+                                       length_penalty=length_penalty, batch_size=batch_size)
+        for i, answer in zip(chunk, answers):
+            results[i] = answer
+        if on_progress:
+            on_progress(len(chunk), len(data.source))
     seconds = time.monotonic() - start
     report = translation_scores([r["translation"] for r in results], [[t] for t in data.target])
     report.update(model=str(translator.model_dir), split=pairs or split, sentences=len(data),
@@ -346,15 +405,19 @@ class Translator(Predictor):
     signature_names = ("serving_default", "translate")
     metadata_fields = {"beam_size": positive_integer, "length_penalty": number}
 
-    def __init__(self, path):
-        super().__init__(path)
-        self.serve = self.signatures["translate"]
+    def translate(self, sentences, beam_size=None, length_penalty=None, batch_size=64, attention=False):
+        """`{"translation", "score"}` per sentence (a string counts as a list of one), in the order given.
 
-    def translate(self, sentences, beam_size=None, length_penalty=None, batch_size=64):
-        """Translations in the order given; sentences of similar length are batched together."""
+        `score` is the translation's log-probability per token ** `length_penalty`. `beam_size`
+        (1 = greedy) and `length_penalty` default to the model's own. With `attention`, each
+        answer also has `source_tokens`, `target_tokens` and `attention`: one row per target
+        token of weights over the source tokens, from the search that chose the words.
+        """
+        sentences = single_or_list(sentences, str)
         beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
-        return translate_all(lambda text: self.serve(text=text, beam_size=beam, length_penalty=penalty),
-                             list(sentences), batch_size)
+        signature = self.signature("translate_attention" if attention else "translate")
+        return translate_all(lambda text: signature(text=text, **search_inputs(signature, len(text), beam, penalty)),
+                             sentences, batch_size)
 
 
 PREDICTOR = Translator
