@@ -13,6 +13,7 @@ from cli import (
     evaluate,
     export,
     forecast,
+    models,
     plot,
     predict,
     train,
@@ -50,6 +51,7 @@ def toolkit():
       toolkit forecast series.csv         the next values of a time series (shipped CO2 model)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
+      toolkit models                      the models found by name: versions, test scores, cards
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -64,6 +66,7 @@ toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)
 toolkit.add_command(plot.plot)
 toolkit.add_command(diagnose.diagnose)
+toolkit.add_command(models.models)
 toolkit.add_command(convert.convert)
 
 

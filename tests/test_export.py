@@ -122,3 +122,76 @@ def test_an_ensemble_averages_its_members(tiny_config, tiny_run, tmp_path):
     p = (probabilities_of_pos(tiny_run, REVIEWS) + probabilities_of_pos(other, REVIEWS)) / 2
     np.testing.assert_allclose(out["probability"].numpy(), np.where(p >= 0.5, p, 1 - p), rtol=1e-4, atol=1e-5)
     assert [label.decode() for label in out["label"].numpy()] == ["pos" if q >= 0.5 else "neg" for q in p]
+
+
+# === Warm-up requests: what TF Serving replays when it loads a version ===
+
+def tiny_archive():
+    """An ExportArchive of two signatures, strings in (`serving_default`) and numbers in (`scores`)."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", lambda text: {"length": tf.strings.length(text, unit="UTF8_CHAR")},
+                         input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    archive.add_endpoint("scores", lambda features: {"scores": model(features)},
+                         input_signature=[tf.TensorSpec([None, 3], tf.float32, name="features")])
+    return archive
+
+
+WARMUP = [("serving_default", {"text": ["A wonderful film", "ünïcode 🎬"]}),
+          ("scores", {"features": np.arange(6, dtype="float64").reshape(2, 3)}),  # float64: written as float32
+          ("scores", {"features": [[0.5, 1.0, -1.0]]})]
+
+
+def read_warmup(version):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(version / export.WARMUP_PATH))]
+
+
+def test_warmup_requests_are_written_with_the_version_and_run_through_its_signatures(tmp_path):
+    version = export.write_saved_model(tiny_archive(), tmp_path, "tiny", 1, {"kind": "test"}, warmup=WARMUP)
+    logs = read_warmup(version)
+    assert len(logs) == len(WARMUP)
+    signatures = tf.saved_model.load(str(version)).signatures
+    for log, (signature_name, inputs) in zip(logs, WARMUP):
+        request = log.predict_log.request
+        assert request.model_spec.name == "tiny" and request.model_spec.signature_name == signature_name
+        specs = signatures[signature_name].structured_input_signature[1]
+        assert set(request.inputs) == set(specs) == set(inputs)
+        for name, tensor in request.inputs.items():
+            assert tf.dtypes.as_dtype(tensor.dtype) == specs[name].dtype
+        outputs = signatures[signature_name](**{name: tf.constant(tf.make_ndarray(tensor))
+                                                for name, tensor in request.inputs.items()})
+        rows = len(next(iter(inputs.values())))
+        assert all(output.shape[0] == rows for output in outputs.values())
+    assert signatures["serving_default"](text=tf.constant(WARMUP[0][1]["text"]))["length"].numpy().tolist() == [16, 9]
+    assert [p.name for p in (tmp_path / "tiny").iterdir()] == ["1"]
+
+
+def test_warmup_requests_can_be_added_to_an_exported_version(tmp_path):
+    version = export.write_saved_model(tiny_archive(), tmp_path, "tiny", 1, {"kind": "test"})
+    assert not (version / export.WARMUP_PATH).exists()
+    export.write_warmup_requests(version, WARMUP[:1])
+    assert read_warmup(version)[0].predict_log.request.model_spec.name == "tiny"  # the model folder's name
+
+
+@pytest.mark.parametrize("request_, message", [
+    (("predict", {"text": ["a"]}), "no signature 'predict'"),
+    (("serving_default", {"review": ["a"]}), r"takes the inputs \['text'\]. Received: \['review'\]"),
+    (("serving_default", {"text": "a"}), "TF Serving's batching needs a batch dimension"),
+    (("scores", {"features": [[1.0, 2.0]]}), r"has the shape \[1, 2\]"),
+    (("scores", {"features": [["a", "b", "c"]]}), "input 'features' is not float32"),
+])
+def test_a_warmup_request_tf_serving_would_fail_on_is_refused_and_nothing_is_published(tmp_path, request_, message):
+    with pytest.raises(ValueError, match=message):
+        export.write_saved_model(tiny_archive(), tmp_path, "tiny", 1, {"kind": "test"}, warmup=[request_])
+    assert list((tmp_path / "tiny").iterdir()) == []
+
+
+def test_warmup_needs_one_to_a_thousand_requests(tmp_path):
+    version = export.write_saved_model(tiny_archive(), tmp_path, "tiny", 1, {"kind": "test"})
+    for requests in ([], WARMUP[:1] * 1001):
+        with pytest.raises(ValueError, match="1 to 1000 requests"):
+            export.write_warmup_requests(version, requests)

@@ -13,21 +13,87 @@ from pathlib import Path
 from toolkit.errors import ToolkitError
 
 MODELS_DIR_ENV = "TOOLKIT_MODELS_DIR"
+# Where models are looked up by name, in this order (`model_search_path`): the folders of $TOOLKIT_MODELS_DIR,
+# the repository's saved_models/ (a checkout or an editable install: every version), and the copy a wheel
+# installs inside the package (the newest version of each shipped model; setup.py puts it there).
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "saved_models"
+PACKAGED_MODELS = Path(__file__).resolve().parent / "saved_models"
 # Beside the graph, TF Serving's place for extra files: what kind of model it is and what it was trained on.
 METADATA_PATH = Path("assets.extra") / "toolkit.json"
 
 
+def model_search_path():
+    """The folders searched for a model by name, in order: each folder of `$TOOLKIT_MODELS_DIR` (several
+    separated by os.pathsep, like PATH), the repository's saved_models/, then the package's copy.
+
+    A checkout finds its own models first, so an editable install never sees a stale copy; a plain
+    `pip install` has only the package's copy; the variable puts your own models before both.
+    """
+    own = [Path(folder) for folder in os.environ.get(MODELS_DIR_ENV, "").split(os.pathsep) if folder]
+    return own + [SHIPPED_MODELS, PACKAGED_MODELS]
+
+
 def models_dir():
-    """Where the shipped models live: `$TOOLKIT_MODELS_DIR`, else the repository's saved_models/."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or SHIPPED_MODELS)
+    """The first folder of the search path that exists: where a command's shipped model is by default
+    (`models_dir() / NAME`; a NAME missing there is looked up in the rest of the path, see `find_model`)."""
+    folders = model_search_path()
+    return next((folder for folder in folders if folder.is_dir()), folders[0])
+
+
+def found_models():
+    """{name: model folder} of the models in the search path, the first of each name (the one `find_model`
+    picks), by name: the folders there that hold a SavedModel or numbered version folders."""
+    found = {}
+    for folder in model_search_path():
+        if not folder.is_dir():
+            continue
+        for model in sorted(folder.iterdir()):
+            if model.name not in found and not model.name.startswith(".") and model.is_dir() and (
+                    (model / "saved_model.pb").is_file() or any(p.name.isdigit() for p in model.iterdir())):
+                found[model.name] = model
+    return dict(sorted(found.items()))
+
+
+def model_versions(model):
+    """The numbered versions of a TF Serving model folder that hold a SavedModel, newest first."""
+    return sorted((int(p.name) for p in Path(model).iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
+                  reverse=True)
+
+
+def find_model(name_or_path):
+    """The version folder of a model given as a path or a name.
+
+    A path that exists (a TF Serving model folder: its newest version; or a version folder) is used
+    as is. A plain name ("sentiment", no slash) is the first model folder of that name in
+    `model_search_path()`, its newest version; so is `FOLDER/NAME` for a FOLDER of the search path
+    (callers that build `models_dir() / NAME`). Anything else is one ToolkitError line that says
+    where it looked and how to point at the model.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return resolve_model_dir(path)
+    folders = model_search_path()
+    name = os.fspath(name_or_path)
+    if path.parent in folders:
+        name = path.name
+    elif os.sep in name or "/" in name or name in ("", ".", ".."):
+        raise ToolkitError(f"no such model: {path} (give an existing model folder with --model PATH, "
+                           "or a model's name: see `toolkit models`)")
+    for folder in folders:
+        if (folder / name).exists():
+            return resolve_model_dir(folder / name)
+    searched = [f for f in folders if f.is_dir() or f not in (SHIPPED_MODELS, PACKAGED_MODELS)]  # yours even if missing
+    looked = ", ".join(str(f) if f.is_dir() else f"{f} (no such folder)" for f in searched) or "no folder of models"
+    raise ToolkitError(f"no model named {name!r} in {looked}; give its folder with --model PATH, or set "
+                       f"{MODELS_DIR_ENV} to the folder that holds {name}/")
 
 
 def resolve_model_dir(path):
-    """A SavedModel folder itself, or the newest numbered version under a TF Serving model folder."""
+    """A SavedModel folder itself, or the newest numbered version under a TF Serving model folder;
+    a path that does not exist may be a model's name (`find_model`)."""
     path = Path(path)
     if not path.exists():
-        raise ToolkitError(f"no such model: {path}")
+        return find_model(path)
     if (path / "saved_model.pb").is_file():
         return path
     if path.is_dir():
@@ -109,6 +175,14 @@ class Predictor:
             raise ToolkitError(f"{self.model_dir} has no {missing[0]!r} signature, which a {self.kind} model has: "
                                "its graph and its metadata do not belong together")
 
+    def signature(self, name):
+        """The signature `name`; ToolkitError if the model predates it (exported by an older toolkit)."""
+        if name not in self.signatures:
+            exported_by = self.metadata.get("toolkit_version", "an older toolkit")
+            raise ToolkitError(f"{self.model_dir} has no {name!r} signature: it was exported by toolkit {exported_by}; "
+                               "export its training run again with this toolkit for this feature")
+        return self.signatures[name]
+
 
 # Checks of metadata values; each docstring says what it accepts, for the error line.
 
@@ -152,11 +226,77 @@ def plain(value):
 
 
 def search_settings(metadata, beam_size=None, length_penalty=None):
-    """(beam size, length penalty) as the tensors a decoder's signature takes; the model's own by default."""
-    import tensorflow as tf
+    """(beam size, length penalty) for a decoder, the model's own by default; ToolkitError for settings
+    a search cannot use."""
+    from toolkit.decoding import MAX_BEAM
 
     beam_size = metadata["beam_size"] if beam_size is None else beam_size
     length_penalty = metadata["length_penalty"] if length_penalty is None else length_penalty
-    if beam_size < 1:
-        raise ToolkitError(f"beam size must be at least 1. Received: {beam_size}")
-    return tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
+    if not positive_integer(beam_size) or beam_size > MAX_BEAM:
+        raise ToolkitError(f"beam size must be a whole number from 1 to {MAX_BEAM}. Received: {beam_size}")
+    if not number(length_penalty):
+        raise ToolkitError(f"length penalty must be a finite number. Received: {length_penalty}")
+    return beam_size, float(length_penalty)
+
+
+def search_inputs(signature, rows, beam_size, length_penalty):
+    """The `beam_size` and `length_penalty` tensors a decoder's signature takes for `rows` inputs: one per
+    row (every input batched, since toolkit 0.2), or one scalar each (models exported by toolkit 0.1)."""
+    import tensorflow as tf
+
+    specs = signature.structured_input_signature[1]
+    shape = [rows] if specs["beam_size"].shape.rank else []
+    return {"beam_size": tf.fill(shape, tf.constant(beam_size, tf.int32)),
+            "length_penalty": tf.fill(shape, tf.constant(length_penalty, tf.float32))}
+
+
+def single_or_list(items, single):
+    """`items` as a list, where one item of type `single` (a string, a path) counts as a list of one."""
+    if isinstance(items, single):
+        return [items]
+    return list(items)
+
+
+def answer_images(images, image_shape, answer, batch_size):
+    """`answer(pixels [n, h, w, c]) -> list of dicts` over `images`, in order, a batch at a time;
+    `{"error": message}` in the place of each image that cannot be read, while the others are answered.
+
+    An image is a path (str or os.PathLike), encoded bytes (JPEG, PNG, GIF or BMP: checked and
+    decoded as the serving graph decodes them) or a numpy array `[height, width(, channels)]` of
+    values in [0, 255]; an array `[n, height, width, channels]` counts as n images, and one path,
+    bytes or array as a list of one. Memory holds one batch of pixels at a time.
+    """
+    import itertools
+
+    import numpy as np
+
+    if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim <= 3):
+        images = [images]
+    numbered = enumerate(images)
+    results = []
+    while batch := list(itertools.islice(numbered, batch_size)):
+        pixels = [_pixels(image, index, image_shape) for index, image in batch]
+        good = [p for p in pixels if not isinstance(p, ToolkitError)]
+        answers = iter(answer(np.stack(good)) if good else [])
+        results += [{"error": str(p)} if isinstance(p, ToolkitError) else next(answers) for p in pixels]
+    return results
+
+
+def _pixels(image, index, image_shape):
+    """One image as the model's pixels, or the ToolkitError that says why it is not one."""
+    import numpy as np
+
+    from toolkit.preprocessing.image import MAX_IMAGE_BYTES, array_pixels, decode_pixels
+    from toolkit.user_files import read_bytes
+
+    try:
+        if isinstance(image, (str, os.PathLike)):
+            return decode_pixels(read_bytes(os.fspath(image), MAX_IMAGE_BYTES), image_shape, os.fspath(image))
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return decode_pixels(bytes(image), image_shape, f"image {index}")
+        if isinstance(image, np.ndarray):
+            return array_pixels(image, image_shape, f"image {index}")
+        raise ToolkitError(f"image {index}: a {type(image).__name__} is not an image "
+                           "(a path, encoded bytes or a numpy array expected)")
+    except ToolkitError as e:
+        return e
