@@ -3,7 +3,7 @@
 import click
 
 from cli import options
-from cli.output import echo_report
+from cli.output import Progress, echo_report
 from toolkit.tasks import (
     captioning,
     forecasting,
@@ -13,14 +13,24 @@ from toolkit.tasks import (
 )
 
 
-def evaluate_with(task, model_path, **kwargs):
-    """`task.evaluate` on `model_path` (default: the task's shipped model); its report, printed as JSON."""
+def evaluate_with(task, model_path, what, **kwargs):
+    """`task.evaluate` on `model_path` (default: the task's shipped model); its report, printed as JSON.
+
+    A bar counts the `what` scored on stderr when it is a terminal; stdout holds the report alone.
+    """
     from toolkit.runtime import import_tensorflow
     from toolkit.serving import models_dir
 
     import_tensorflow()
-    report = task.evaluate(model_path or models_dir() / task.SHIPPED_MODEL, **kwargs)
+    with Progress(what) as progress:
+        report = task.evaluate(model_path or models_dir() / task.SHIPPED_MODEL, on_progress=progress.advance, **kwargs)
     echo_report(report)
+
+
+confusion_png_option = click.option(
+    "--confusion-png", type=click.Path(dir_okay=False), default=None,
+    help="Also draw the confusion matrix (rows: true class, columns: predicted; counts, coloured by share of the "
+         "row) as a PNG here.")
 
 
 @click.group()
@@ -32,9 +42,15 @@ def evaluate():
 @options.model_option(text_classification.SHIPPED_MODEL)
 @options.data_dir
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-def evaluate_sentiment(model_path, data_dir, batch_size):
-    """Accuracy of a sentiment model on the IMDB test reviews (or your class folders' test/)."""
-    evaluate_with(text_classification, model_path, data_dir=data_dir, batch_size=batch_size)
+@confusion_png_option
+def evaluate_sentiment(model_path, data_dir, batch_size, confusion_png):
+    """Accuracy of a sentiment model on the IMDB test reviews (or your class folders' test/).
+
+    The report on stdout holds the confusion matrix (rows: true class); --confusion-png draws
+    it too. A regression model is scored by MAE and RMSE instead, and has no matrix to draw.
+    """
+    evaluate_with(text_classification, model_path, "reviews", data_dir=data_dir, batch_size=batch_size,
+                  confusion_png=confusion_png)
 
 
 @evaluate.command("images")
@@ -42,9 +58,17 @@ def evaluate_sentiment(model_path, data_dir, batch_size):
 @click.option("--dataset", type=click.Choice(image_classification.DATASETS), default="cifar10",
               show_default=True)
 @options.data_dir
-def evaluate_images(model_path, dataset, data_dir):
-    """Accuracy of an image classifier on a data set's test split (and its confusion matrix)."""
-    evaluate_with(image_classification, model_path, dataset=dataset, data_dir=data_dir)
+@confusion_png_option
+def evaluate_images(model_path, dataset, data_dir, confusion_png):
+    """Accuracy of an image classifier on a data set's test split (and its confusion matrix).
+
+    The report on stdout holds the confusion matrix (rows: true class); --confusion-png draws it too.
+
+    \b
+      toolkit evaluate images --data-dir ../shared/data/cifar10 --confusion-png report.confusion.png
+    """
+    evaluate_with(image_classification, model_path, "images", dataset=dataset, data_dir=data_dir,
+                  confusion_png=confusion_png)
 
 
 @evaluate.command("translation")
@@ -57,8 +81,8 @@ def evaluate_images(model_path, dataset, data_dir):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 def evaluate_translation(model_path, data_dir, split, pairs, beam_size, length_penalty, batch_size):
     """sacreBLEU BLEU and chrF of a translator on a Multi30k split (or your pair file)."""
-    evaluate_with(translation, model_path, data_dir=data_dir, split=split, pairs=pairs, beam_size=beam_size,
-                  length_penalty=length_penalty, batch_size=batch_size)
+    evaluate_with(translation, model_path, "sentences", data_dir=data_dir, split=split, pairs=pairs,
+                  beam_size=beam_size, length_penalty=length_penalty, batch_size=batch_size)
 
 
 @evaluate.command("forecast")
@@ -68,7 +92,7 @@ def evaluate_translation(model_path, data_dir, split, pairs, beam_size, length_p
 @click.option("--time-column", default=None)
 def evaluate_forecast(model_path, csv, column, time_column):
     """Test MAE of a forecaster (the last part of the series) next to the last-value and seasonal-naive forecasts."""
-    evaluate_with(forecasting, model_path, csv=csv, column=column, time_column=time_column)
+    evaluate_with(forecasting, model_path, "windows", csv=csv, column=column, time_column=time_column)
 
 
 @evaluate.command("captions")
@@ -81,5 +105,5 @@ def evaluate_forecast(model_path, csv, column, time_column):
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 def evaluate_captions(model_path, data_dir, split, beam_size, examples, batch_size):
     """BLEU-1..4 (sacreBLEU) and CIDEr-D of a captioner against every reference caption of a split."""
-    evaluate_with(captioning, model_path, data_dir=data_dir, split=split, beam_size=beam_size, examples=examples,
-                  batch_size=batch_size)
+    evaluate_with(captioning, model_path, "images", data_dir=data_dir, split=split, beam_size=beam_size,
+                  examples=examples, batch_size=batch_size)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from toolkit.atomic import atomic_path, write_text
 from toolkit.errors import ToolkitError
+from toolkit.progress import Progress
 
 MAX_EXTRACT_BYTES = "TOOLKIT_MAX_EXTRACT_BYTES"
 MAX_EXTRACT_MEMBERS = "TOOLKIT_MAX_EXTRACT_MEMBERS"
@@ -73,7 +74,9 @@ def download(url, dest, sha256=None, timeout=60):
     """Downloads `url` to `dest` unless it is there already; checks its sha256 if given.
 
     The bytes go to a temporary file that is renamed onto `dest` only once complete and
-    verified, so an interrupted download leaves nothing behind that looks finished.
+    verified, so an interrupted download leaves nothing behind that looks finished. The MiB
+    received are drawn as a bar on stderr when it is a terminal (IMDB's tarball takes minutes),
+    never on stdout, which may carry `--json` answers.
     """
     dest = Path(dest)
     if dest.exists():
@@ -82,10 +85,12 @@ def download(url, dest, sha256=None, timeout=60):
     try:
         with atomic_path(dest) as tmp:
             digest = hashlib.sha256()
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            with (urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out,
+                  Progress("MiB", total=lambda: _length(response), unit=1 << 20) as progress):
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     digest.update(chunk)
                     out.write(chunk)
+                    progress.advance(len(chunk))
             if sha256 and digest.hexdigest() != sha256:
                 raise ToolkitError(
                     f"download of {url} is corrupt: sha256 {digest.hexdigest()}, expected {sha256}"
@@ -93,6 +98,12 @@ def download(url, dest, sha256=None, timeout=60):
     except OSError as e:  # URLError and socket timeouts are OSErrors
         raise ToolkitError(f"cannot download {url}: {e}") from None
     return dest
+
+
+def _length(response):
+    """The bytes a response announces (`Content-Length`), or None when it does not say."""
+    length = response.headers.get("Content-Length", "")
+    return int(length) if length.isdigit() else None
 
 
 # === Tarballs ===

@@ -125,10 +125,11 @@ def image_table(config, split, captioned, encoder=None, on_progress=None):
     start = time.monotonic()
     rows = []
     with Progress("images encoded") as progress:
+        advance = on_progress or progress.advance
         for batch in decode_all(captioned, config.image_size):
             # A plain call: under a distribution strategy `predict_on_batch` would gather every replica's copy.
             rows.append(keras.ops.convert_to_numpy(encoder(batch, training=False)).astype("float16"))
-            (on_progress or progress.advance)(len(rows[-1]), len(captioned))
+            advance(len(rows[-1]), len(captioned))
     table = np.concatenate(rows)
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, table)

@@ -382,10 +382,11 @@ def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, o
     predictions = []
     if on_progress:
         on_progress(0, len(pixels))
-    for first in range(0, len(pixels), 256):
-        predictions += classifier.predict_pixels(pixels[first:first + 256])
+    for first in range(0, len(pixels), 256):  # predict_pixels' batch: the same batches as one call
+        chunk = pixels[first:first + 256]
+        predictions += classifier.predict_pixels(chunk)
         if on_progress:
-            on_progress(len(pixels[first:first + 256]), len(pixels))
+            on_progress(len(chunk), len(pixels))
     seconds = time.monotonic() - start
     truth = [splits.class_names[i] for i in splits.test[1]]
     report = classification_report(truth, [p["label"] for p in predictions], splits.class_names)
