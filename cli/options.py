@@ -12,6 +12,7 @@ from toolkit.config import (
     SCHEDULES,
     STRATEGIES,
 )
+from toolkit.data import tfds_data
 
 data_dir = click.option(
     "--data-dir", type=click.Path(), default=None,
@@ -111,3 +112,20 @@ def run_options(config_class):
 
 def _default(config_class, name):
     return {f.name: f.default for f in dataclasses.fields(config_class)}[name]
+
+
+# === Data sets ===
+
+def datasets(*names):
+    """A `--dataset` callback: one of `names`, or tfds:NAME (a tensorflow-datasets set; the name is looked up
+    when the data are read)."""
+    def check(ctx, param, value):
+        if value is None or value in names or tfds_data.is_tfds(value):
+            return value
+        raise click.BadParameter(f"expected {', '.join(names + ('tfds:NAME',))}. Received: {value!r}")
+
+    return check
+
+
+TFDS_HELP = ("tfds:NAME reads a TensorFlow Datasets set with class labels from --data-dir, else $TFDS_DATA_DIR, "
+             "else ~/tensorflow_datasets, downloading it there if absent (offline: `tfds build NAME` elsewhere).")

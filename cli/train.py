@@ -5,7 +5,6 @@ import click
 from cli import options
 from cli.options import setting
 from toolkit.config import ACTIVATIONS, CELLS
-from toolkit.data import tfds_data
 from toolkit.tasks import (
     captioning,
     forecasting,
@@ -31,21 +30,6 @@ def run(task, settings, run_dir):
     return task.train(task.TrainConfig(**settings), run_dir)
 
 
-def datasets(*names):
-    """A `--dataset` callback: one of `names`, or tfds:NAME (a tensorflow-datasets set; the name is looked up
-    when the data are read)."""
-    def check(ctx, param, value):
-        if value is None or value in names or tfds_data.is_tfds(value):
-            return value
-        raise click.BadParameter(f"expected {', '.join(names + ('tfds:NAME',))}. Received: {value!r}")
-
-    return check
-
-
-TFDS_HELP = ("tfds:NAME reads a TensorFlow Datasets set with class labels from --data-dir, else $TFDS_DATA_DIR, "
-             "else ~/tensorflow_datasets, downloading it there if absent (offline: `tfds build NAME` elsewhere).")
-
-
 def summary(results, run_dir):
     """One closing line: the test score (if the data has a test split) and where the details are."""
     test = results.get("test")
@@ -61,8 +45,8 @@ TC = text_classification.TrainConfig
 
 
 @train.command("sentiment")
-@setting(TC, "dataset", metavar="tfds:NAME", callback=datasets(),
-         help=f"Default: IMDB, or your class folders in --data-dir. {TFDS_HELP} E.g. tfds:imdb_reviews.")
+@setting(TC, "dataset", metavar="tfds:NAME", callback=options.datasets(),
+         help=f"Default: IMDB, or your class folders in --data-dir. {options.TFDS_HELP} E.g. tfds:imdb_reviews.")
 @options.data_dir
 @options.run_options(TC)
 @setting(TC, "cell", type=click.Choice(CELLS))
@@ -107,8 +91,8 @@ def _deprecated_version(ctx, param, value):
 
 @train.command("images")
 @setting(IC, "dataset", metavar="[" + "|".join(image_classification.DATASETS) + "|tfds:NAME]",
-         callback=datasets(*image_classification.DATASETS), default=None, show_default=False,
-         help=f"Default: guessed from --data-dir (IDX files, class folders), else cifar10. {TFDS_HELP} "
+         callback=options.datasets(*image_classification.DATASETS), default=None, show_default=False,
+         help=f"Default: guessed from --data-dir (IDX files, class folders), else cifar10. {options.TFDS_HELP} "
               "E.g. tfds:mnist, tfds:rock_paper_scissors; read into memory, as cifar10 is.")
 @options.data_dir
 @options.run_options(IC)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import toolkit
-from tests.helpers import assert_png, files_per_class
+from tests.helpers import assert_png, files_per_class, one_error_line
 from toolkit.errors import ToolkitError
 from toolkit.metrics import classification_report
 from toolkit.plots import plot_confusion_matrix
@@ -60,6 +60,44 @@ def test_evaluate_images_writes_the_confusion_png(tiny_image_model, image_data, 
     assert Image.open(png).size[0] >= 400
 
 
+def evaluate_images(model, data, *arguments):
+    return CliRunner().invoke(toolkit, ["evaluate", "images", "--model", str(model), "--dataset", "folder",
+                                        "--data-dir", str(data), *arguments])
+
+
+def test_evaluate_out_writes_the_report_and_its_png_beside_it(tiny_image_model, image_data, tmp_path):
+    out = tmp_path / "reports" / "colours.json"  # a folder made as --confusion-png's is
+    result = evaluate_images(tiny_image_model, image_data, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == result.stdout  # the report printed, the same strict JSON
+    png = tmp_path / "reports" / "colours.confusion.png"
+    assert json.loads(result.stdout)["confusion_png"] == str(png)
+    assert_png(png)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["colours.confusion.png", "colours.json"]  # no temporary
+
+    elsewhere = tmp_path / "matrix.png"
+    result = evaluate_images(tiny_image_model, image_data, "--out", str(out), "--confusion-png", str(elsewhere))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["confusion_png"] == str(elsewhere)
+    assert_png(elsewhere)
+
+
+def test_an_unwritable_out_is_one_error_line_before_scoring(tiny_image_model, image_data, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "report.json"
+    result = evaluate_images(tiny_image_model, image_data, "--out", str(out))
+    assert one_error_line(result) == f"Error: cannot write {out}: {tmp_path / 'file'} is a file, not a folder"
+    assert result.stdout == ""  # refused before scoring
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_every_evaluate_command_takes_out():
+    from cli.evaluate import evaluate
+
+    for name, command in evaluate.commands.items():
+        assert "--out" in [flag for param in command.params for flag in param.opts], name
+
+
 def test_a_regression_model_gets_a_note_and_no_png(tmp_path):
     import random
 
@@ -78,4 +116,11 @@ def test_a_regression_model_gets_a_note_and_no_png(tmp_path):
                                           "--data-dir", str(tmp_path / "data"), "--confusion-png", str(png)])
     assert result.exit_code == 0, result.output
     assert "mae" in json.loads(result.stdout) and not png.exists()
+    assert result.stderr.splitlines() == [f"Note: a regression model has no confusion matrix; {png} was not written"]
+
+    out = tmp_path / "rating.json"
+    result = CliRunner().invoke(toolkit, ["evaluate", "sentiment", "--model", str(tmp_path / "models" / "rating"),
+                                          "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == result.stdout and not png.exists()  # beside it, as --out names it
     assert result.stderr.splitlines() == [f"Note: a regression model has no confusion matrix; {png} was not written"]

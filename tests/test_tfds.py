@@ -19,6 +19,7 @@ from PIL import Image
 from cli.main import toolkit
 from tests.helpers import REPO, one_error_line
 from toolkit.data import images, tfds_data
+from toolkit.errors import ToolkitError
 from toolkit.serving import read_metadata
 
 TINY_CNN = ["--arch", "lenet5", "--epochs", "1", "--batch-size", "8", "--warmup-epochs", "0", "--translate", "0",
@@ -113,7 +114,7 @@ def read_json(path):
     return json.loads(path.read_text())
 
 
-def test_train_images_on_tfds_cifar10_resume_and_export(tmp_path):
+def test_train_images_on_tfds_cifar10_resume_export_and_evaluate(tmp_path, toy_data_dir):
     run = tmp_path / "run"
     command = ["train", "images", "--dataset", "tfds:cifar10", "--out", str(run), *TINY_CNN]
     with tfds.testing.mock_data(num_examples=24):
@@ -138,8 +139,22 @@ def test_train_images_on_tfds_cifar10_resume_and_export(tmp_path):
     assert metadata["class_names"] == names and metadata["image_shape"] == [32, 32, 3]
     assert metadata["train"]["dataset"] == "tfds:cifar10"
 
+    def evaluate(*arguments):
+        return CliRunner().invoke(toolkit, ["evaluate", "images", "--model", str(tmp_path / "models" / "tiny"),
+                                            *arguments])
 
-def test_train_sentiment_on_tfds_imdb_reviews(tmp_path):
+    with tfds.testing.mock_data(num_examples=24):
+        evaluated = evaluate("--dataset", "tfds:cifar10")
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["split"] == "test" and report["examples"] == 24 and report["class_names"] == names
+    # The split training scored, decoded as served: the accuracy it recorded (the export averages flips, as it did).
+    assert report["accuracy"] == metrics["test"]["accuracy_flip_averaged"]
+    line = one_error_line(evaluate("--dataset", "tfds:toolkit_toy_colours", "--data-dir", str(toy_data_dir)))
+    assert line == f"Error: the model's classes {names} are not the data's ['red', 'green', 'blue']"
+
+
+def test_train_and_evaluate_sentiment_on_tfds_imdb_reviews(tmp_path):
     run = tmp_path / "run"
     with tfds.testing.mock_data(num_examples=20):
         result = CliRunner().invoke(toolkit, ["train", "sentiment", "--dataset", "tfds:imdb_reviews", "--out", str(run),
@@ -148,8 +163,29 @@ def test_train_sentiment_on_tfds_imdb_reviews(tmp_path):
     config = read_json(run / "config.json")
     assert config["train"]["dataset"] == "tfds:imdb_reviews" and config["class_names"] == ["neg", "pos"]
     assert config["task"] == "binary" and len(config["data"]["sha256"]) == 64
-    assert read_json(run / "metrics.json")["test_examples"] == 20
+    metrics = read_json(run / "metrics.json")
+    assert metrics["test_examples"] == 20
     assert (run / "best.keras").is_file()
+
+    exported = CliRunner().invoke(toolkit, ["export", str(run), "--name", "tiny", "--to", str(tmp_path / "models")])
+    assert exported.exit_code == 0, exported.output
+
+    def evaluate(dataset, *arguments):
+        return CliRunner().invoke(toolkit, ["evaluate", "sentiment", "--model", str(tmp_path / "models" / "tiny"),
+                                            "--dataset", dataset, *arguments])
+
+    out = tmp_path / "reports" / "imdb.json"
+    with tfds.testing.mock_data(num_examples=20):
+        evaluated = evaluate("tfds:imdb_reviews", "--out", str(out))
+        other = evaluate("tfds:ag_news_subset")
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["split"] == "test" and report["examples"] == 20 and report["class_names"] == ["neg", "pos"]
+    assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])  # the split training scored
+    assert read_json(out) == report and report["confusion_png"] == str(out.with_name("imdb.confusion.png"))
+    assert out.with_name("imdb.confusion.png").is_file()
+    assert one_error_line(other) == ("Error: the model's classes ['neg', 'pos'] are not the data's ['World', 'Sports', "
+                                     "'Business', 'Sci/Tech']")
 
 
 def test_text_splits_hold_out_validation_by_class():
@@ -191,6 +227,9 @@ def test_images_from_a_data_dir_decode_as_served(toy_data_dir):
                                     validation_split=0.25, seed=5)
     assert splits.image_shape == (8, 8, 3) and splits.class_names == COLOURS and splits.test is None
     assert np.bincount(splits.validation[1]).tolist() == [2, 2, 2] and len(splits.train[1]) == 18  # by class
+    with pytest.raises(ToolkitError, match=r"^tfds:toolkit_toy_colours has no test split to score, nor a validation "
+                                           r"split \(its splits: train\)$"):
+        tfds_data.scored_images("tfds:toolkit_toy_colours", str(toy_data_dir), (8, 8, 3), COLOURS)
 
 
 def test_tfds_data_dir_env_finds_a_set_prepared_elsewhere(toy_data_dir):
@@ -246,6 +285,11 @@ def test_dataset_option_spells_its_choices():
     assert result.exit_code == 2 and "expected cifar10, fashion_mnist, folder, tfds:NAME" in result.output
     result = CliRunner().invoke(toolkit, ["train", "sentiment", "--dataset", "imdb", "--out", "run"])
     assert result.exit_code == 2 and "expected tfds:NAME. Received: 'imdb'" in result.output
-    for command in ("images", "sentiment"):
-        help_text = CliRunner().invoke(toolkit, ["train", command, "--help"])
-        assert help_text.exit_code == 0 and "$TFDS_DATA_DIR" in help_text.output
+    result = CliRunner().invoke(toolkit, ["evaluate", "images", "--dataset", "cifar"])
+    assert result.exit_code == 2 and "expected cifar10, fashion_mnist, folder, tfds:NAME" in result.output
+    result = CliRunner().invoke(toolkit, ["evaluate", "sentiment", "--dataset", "imdb"])
+    assert result.exit_code == 2 and "expected tfds:NAME. Received: 'imdb'" in result.output
+    for group in ("train", "evaluate"):
+        for command in ("images", "sentiment"):
+            help_text = CliRunner().invoke(toolkit, [group, command, "--help"])
+            assert help_text.exit_code == 0 and "$TFDS_DATA_DIR" in help_text.output

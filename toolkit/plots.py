@@ -90,7 +90,7 @@ def plot_caption_attention(pixels, result, path, columns=5):
     height, width = image.shape[:2]
     panels = 1 + len(result["tokens"])
     rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.0 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     axes.flat[0].imshow(image)
@@ -103,7 +103,7 @@ def plot_caption_attention(pixels, result, path, columns=5):
                   extent=(0, width, height, 0), interpolation="bilinear")
         ax.set_title(word, fontsize=12)
     fig.suptitle(result["caption"], fontsize=13, fontweight="bold")
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2)
     _save(fig, path, plt)
 
 

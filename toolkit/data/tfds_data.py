@@ -13,6 +13,7 @@ Splits: validation is always carved from tfds' train split by the seeded, strati
 source uses (`toolkit.data.images.held_out`), so `--validation-split` and `--seed` mean the same whatever
 the source, and tfds' own validation split never picks the checkpoint. The test split is tfds' "test", or,
 for sets that publish no test labels (imagenet2012, imagenette), its "validation"; with neither, none.
+`toolkit evaluate` scores an exported model on that same split (`scored_images`, `scored_texts`).
 
 Where: tfds' own data_dir: `--data-dir` if given, else `$TFDS_DATA_DIR` (read by tfds itself), else
 `~/tensorflow_datasets`. A set not prepared there is downloaded and prepared first; offline, prepare
@@ -146,6 +147,22 @@ def scored_split(builder):
     return next((split for split in ("test", "validation") if _has_split(builder, split)), None)
 
 
+def _split_to_score(builder, dataset):
+    """`scored_split`, where a set has one; ToolkitError, one line, where it has neither."""
+    split = scored_split(builder)
+    if split is None:
+        raise ToolkitError(f"{dataset} has no test split to score, nor a validation split "
+                           f"(its splits: {', '.join(builder.info.splits) or 'none'})")
+    return split
+
+
+def _check_classes(class_names, classes):
+    """ToolkitError, one line, unless a model's `class_names` (None: not checked) are the set's `classes`: its
+    labels, indices into `classes`, would otherwise be compared with the names of other classes."""
+    if class_names is not None and tuple(class_names) != tuple(classes):
+        raise ToolkitError(f"the model's classes {list(class_names)} are not the data's {list(classes)}")
+
+
 def _has_split(builder, split):
     """Whether the prepared data hold `split`. A builder that records no splits (`tfds.testing.mock_data`
     fakes its data) is asked for it."""
@@ -193,29 +210,57 @@ def image_arrays(dataset, data_dir=None, image_size=None):
     `image_size`: (height, width) to resize to; by default the images' own size, or, where they
     differ, the first training image's.
     """
+    builder = prepared(dataset, data_dir)
+    image, feature, classes = _image_input(builder, dataset)
+    height, width, channels = feature.shape
+    if channels not in (1, 3):
+        raise ToolkitError(f"{dataset}'s images have {channels} channels: the toolkit trains on 1 (gray) or 3 (RGB)")
+    size = tuple(image_size) if image_size else (height, width) if height and width else None
+    print(f"Reading {dataset} into memory...", file=sys.stderr)
+    train = _decoded(_encoded(builder, dataset, "train", image), size, channels, dataset)
+    split = scored_split(builder)
+    test = None
+    if split is not None:
+        test = _decoded(_encoded(builder, dataset, split, image), train[0].shape[1:3], channels, dataset)
+    return train, test, classes
+
+
+def scored_images(dataset, data_dir, image_shape, class_names=None):
+    """(split, (uint8 images, int32 labels)) of the split a run on `dataset` is scored on (`scored_split`),
+    decoded into memory as a model of `image_shape` (height, width, channels) is served: what
+    `toolkit evaluate images --dataset tfds:NAME` scores.
+
+    `class_names`: the model's, which must be the set's, in order; checked before an image is decoded.
+    """
+    builder = prepared(dataset, data_dir)
+    image, _, classes = _image_input(builder, dataset)
+    _check_classes(class_names, classes)
+    split = _split_to_score(builder, dataset)
+    height, width, channels = image_shape
+    print(f"Reading {dataset}'s {split} split into memory...", file=sys.stderr)
+    return split, _decoded(_encoded(builder, dataset, split, image), (height, width), channels, dataset)
+
+
+def _image_input(builder, dataset):
+    """(input key, its `Image` feature, class names) of an image set, checked: images of 8 or 16 bits."""
     import tensorflow_datasets as tfds
 
-    builder = prepared(dataset, data_dir)
     image, _, classes = supervised_keys(builder, dataset)
     feature = builder.info.features[image]
     if not isinstance(feature, tfds.features.Image):
         hint = "; use toolkit train sentiment" if _is_text(feature) else ""
         raise ToolkitError(f"{dataset} is not an image data set: its input {image!r} is {_described(feature)}{hint}")
-    height, width, channels = feature.shape
-    if channels not in (1, 3):
-        raise ToolkitError(f"{dataset}'s images have {channels} channels: the toolkit trains on 1 (gray) or 3 (RGB)")
     dtype = np.dtype(feature.np_dtype)
     if dtype not in (np.uint8, np.uint16):
         raise ToolkitError(f"{dataset}'s images are {dtype}: the toolkit reads 8- or 16-bit images")
-    size = tuple(image_size) if image_size else (height, width) if height and width else None
-    encoded = {image: tfds.decode.SkipDecoding()}  # the stored PNG/JPEG bytes, decoded as serving decodes them
-    print(f"Reading {dataset} into memory...", file=sys.stderr)
-    train = _decoded(_supervised(builder, dataset, "train", decoders=encoded), size, channels, dataset)
-    split = scored_split(builder)
-    test = None
-    if split is not None:
-        test = _decoded(_supervised(builder, dataset, split, decoders=encoded), train[0].shape[1:3], channels, dataset)
-    return train, test, classes
+    return image, feature, classes
+
+
+def _encoded(builder, dataset, split, image):
+    """The (encoded image, label) pairs of `split`: the stored PNG/JPEG bytes, to be decoded as serving decodes them."""
+    import tensorflow_datasets as tfds
+
+    return _supervised(builder, dataset, split, decoders={image: tfds.decode.SkipDecoding()})
 
 
 def _decoded(pairs, size, channels, dataset):
@@ -278,17 +323,12 @@ def text_splits(dataset, data_dir=None, validation_split=0.1, seed=1337):
     labels picks it, and train and validation then filter tfds' train split by position.
     """
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
     from toolkit.data.images import held_out
     from toolkit.data.text_folders import TextSplits
 
     builder = prepared(dataset, data_dir)
-    text, _, classes = supervised_keys(builder, dataset)
-    feature = builder.info.features[text]
-    if not _is_text(feature):
-        hint = "; use toolkit train images" if isinstance(feature, tfds.features.Image) else ""
-        raise ToolkitError(f"{dataset} is not a text data set: its input {text!r} is {_described(feature)}{hint}")
+    classes = _text_classes(builder, dataset)
 
     def pairs(split):
         return _supervised(builder, dataset, split).map(lambda t, label: (t, tf.cast(label, tf.int32)))
@@ -305,3 +345,32 @@ def text_splits(dataset, data_dir=None, validation_split=0.1, seed=1337):
     split = scored_split(builder)
     return TextSplits(train=part(False, int((~mask).sum())), validation=part(True, int(mask.sum())),
                       test=pairs(split) if split is not None else None, class_names=classes)
+
+
+def scored_texts(dataset, data_dir=None, class_names=None):
+    """(split, (texts, int32 labels)) of the split a run on `dataset` is scored on (`scored_split`), read into
+    memory as Python strings (bytes that are not UTF-8 replaced, as review files are read): what
+    `toolkit evaluate sentiment --dataset tfds:NAME` scores.
+
+    `class_names`: the model's, which must be the set's, in order; checked before a text is read.
+    """
+    builder = prepared(dataset, data_dir)
+    _check_classes(class_names, _text_classes(builder, dataset))
+    split = _split_to_score(builder, dataset)
+    texts, labels = [], [np.zeros(0, np.int32)]
+    for batch, batch_labels in _supervised(builder, dataset, split).batch(4096).as_numpy_iterator():
+        texts += [text.decode("utf-8", errors="replace") for text in batch]
+        labels.append(batch_labels.astype(np.int32))
+    return split, (texts, np.concatenate(labels))
+
+
+def _text_classes(builder, dataset):
+    """The class names of a text set, checked: its input is a string per example."""
+    import tensorflow_datasets as tfds
+
+    text, _, classes = supervised_keys(builder, dataset)
+    feature = builder.info.features[text]
+    if not _is_text(feature):
+        hint = "; use toolkit train images" if isinstance(feature, tfds.features.Image) else ""
+        raise ToolkitError(f"{dataset} is not a text data set: its input {text!r} is {_described(feature)}{hint}")
+    return classes

@@ -364,6 +364,8 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
 def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, on_progress=None):
     """Accuracy of an exported image classifier on the test split (through its pixels signature).
 
+    `dataset` "tfds:NAME" scores the split a run on it scores (`tfds_data.scored_images`: "test", else
+    "validation", named in the report's `split`), decoded at the model's size as it is served.
     `confusion_png`: a path for a figure of the confusion matrix. `on_progress(n, total)` is
     called as each chunk of n of the total images is scored (a command's progress bar).
     """
@@ -372,25 +374,34 @@ def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, o
     from toolkit.plots import plot_confusion_matrix
 
     classifier = ImageClassifier(model_path)
-    splits = images.load(dataset, data_dir)
-    if splits.test is None:
-        raise ToolkitError(f"the {dataset} data in {data_dir} has no test split")
-    if tuple(splits.class_names) != tuple(classifier.class_names):
-        raise ToolkitError(f"the model's classes {classifier.class_names} are not the data's {list(splits.class_names)}")
-    pixels = splits.test[0].astype("float32")
+    facts = {}  # a tfds set's report also names the split scored
+    if tfds_data.is_tfds(dataset):
+        tfds_data.check_name(dataset)
+        facts["split"], test = tfds_data.scored_images(dataset, data_dir, classifier.image_shape,
+                                                       classifier.class_names)
+        class_names = classifier.class_names
+    else:
+        splits = images.load(dataset, data_dir)
+        if splits.test is None:
+            raise ToolkitError(f"the {dataset} data in {data_dir} has no test split")
+        if tuple(splits.class_names) != tuple(classifier.class_names):
+            raise ToolkitError(f"the model's classes {classifier.class_names} are not the data's "
+                               f"{list(splits.class_names)}")
+        test, class_names = splits.test, splits.class_names
+    pixels = test[0]
     start = time.monotonic()
     predictions = []
     if on_progress:
         on_progress(0, len(pixels))
     for first in range(0, len(pixels), 256):  # predict_pixels' batch: the same batches as one call
-        chunk = pixels[first:first + 256]
+        chunk = pixels[first:first + 256].astype("float32")  # uint8 until scored: a quarter of the memory
         predictions += classifier.predict_pixels(chunk)
         if on_progress:
             on_progress(len(chunk), len(pixels))
     seconds = time.monotonic() - start
-    truth = [splits.class_names[i] for i in splits.test[1]]
-    report = classification_report(truth, [p["label"] for p in predictions], splits.class_names)
-    report.update(model=str(classifier.model_dir), examples=len(truth), seconds=round(seconds, 1))
+    truth = [class_names[i] for i in test[1]]
+    report = classification_report(truth, [p["label"] for p in predictions], class_names)
+    report.update(model=str(classifier.model_dir), **facts, examples=len(truth), seconds=round(seconds, 1))
     if confusion_png:
         plot_confusion_matrix(report["confusion_matrix"], report["class_names"], confusion_png)
         report["confusion_png"] = str(confusion_png)

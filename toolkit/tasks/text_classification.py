@@ -293,9 +293,11 @@ def export_run(run_dirs, to, name, version):
     return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
 
 
-def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None):
+def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None, dataset=None):
     """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`).
 
+    `dataset` "tfds:NAME" scores the split a run on it scores instead (`tfds_data.scored_texts`:
+    "test", else "validation", named in the report's `split`), `data_dir` being tfds' data_dir.
     `confusion_png`: a path for a figure of the confusion matrix (a regression model has none:
     a note says so). `on_progress(n, total)` is called as each chunk of n of the total reviews
     is scored (a command's progress bar).
@@ -305,15 +307,23 @@ def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_pr
     from toolkit.plots import plot_confusion_matrix
 
     classifier = TextClassifier(model_path)
-    root = imdb.find_root(data_dir)
     class_names = classifier.class_names
-    test_dir = Path(root) / "test"
-    text_folders.class_folders(test_dir, class_names)
-    texts, labels = [], []
-    for index, name in enumerate(class_names):
-        for path in sorted((test_dir / name).glob("*.txt")):
-            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
-            labels.append(name)
+    facts = {}  # a tfds set's report also names the split scored
+    if dataset is not None:
+        if not tfds_data.is_tfds(dataset):
+            raise ValueError(f"dataset must be tfds:NAME, or None for IMDB or class folders. "
+                             f"Received: dataset={dataset!r}")
+        tfds_data.check_name(dataset)
+        facts["split"], (texts, indices) = tfds_data.scored_texts(dataset, data_dir, class_names)
+        labels = [class_names[i] for i in indices]
+    else:
+        test_dir = Path(imdb.find_root(data_dir)) / "test"
+        text_folders.class_folders(test_dir, class_names)
+        texts, labels = [], []
+        for name in class_names:
+            for path in sorted((test_dir / name).glob("*.txt")):
+                texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+                labels.append(name)
     start = time.monotonic()
     predictions = [None] * len(texts)
     if on_progress:
@@ -330,7 +340,7 @@ def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_pr
         report = {"mae": sum(errors) / len(errors), "rmse": (sum(e * e for e in errors) / len(errors)) ** 0.5}
     else:
         report = classification_report(labels, [p["label"] for p in predictions], class_names)
-    report.update(model=str(classifier.model_dir), examples=len(texts), seconds=round(seconds, 1),
+    report.update(model=str(classifier.model_dir), **facts, examples=len(texts), seconds=round(seconds, 1),
                   examples_per_second=round(len(texts) / seconds, 1))
     if confusion_png and "confusion_matrix" not in report:
         print(f"Note: a regression model has no confusion matrix; {confusion_png} was not written", file=sys.stderr)
