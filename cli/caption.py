@@ -1,7 +1,7 @@
 """`toolkit caption`: a sentence describing each image in files, folders, globs, or paths read from standard input."""
 
 import functools
-import os
+import itertools
 import sys
 
 import click
@@ -38,26 +38,25 @@ def caption(files, model_path, beam_size, length_penalty, attention_map, as_json
     from toolkit.tasks import load
     from toolkit.tasks.captioning import KIND, SHIPPED_MODEL
 
-    if attention_map and (len(files) != 1 or files[0] == "-" or os.path.isdir(files[0])):
-        raise click.UsageError("--attention-map draws the words of one image: give one image file")
+    paths = expand(files, IMAGE_SUFFIXES, sys.stdin)
+    if attention_map:
+        paths = list(itertools.islice(paths, 2))  # what the arguments name, folders and globs expanded
+        if len(paths) != 1:
+            raise click.UsageError("--attention-map draws the words of one image: give one image file")
+        from toolkit.plots import plot_caption_attention
     captioner = load(model_path or SHIPPED_MODEL, KIND)
     failed = []
     progress = Progress("images", total=lambda: count_paths(files, IMAGE_SUFFIXES, sys.stdin))
     answer = functools.partial(captioner.caption, beam_size=beam_size, length_penalty=length_penalty,
                                attention=bool(attention_map))
-    for chunk in answered_chunks(expand(files, IMAGE_SUFFIXES, sys.stdin), answer):
+    for chunk in answered_chunks(paths, answer):
         for name, result in chunk:
             if "error" in result:
                 echo(f"Error: {result['error']}", err=True)
                 failed.append(name)
                 continue
             if attention_map:  # drawn over the pixels the model saw
-                from toolkit.plots import plot_caption_attention
-                from toolkit.preprocessing.image import MAX_IMAGE_BYTES
-                from toolkit.user_files import read_bytes
-
-                plot_caption_attention(captioner.decode(read_bytes(name, MAX_IMAGE_BYTES), name), result,
-                                       attention_map)
+                plot_caption_attention(captioner.pixels(name), result, attention_map)
                 result = {k: v for k, v in result.items() if k not in ("tokens", "attention")}
             if not echo_answer({"file": name, **result}, f"{name}\t{result['caption']}", as_json):
                 failed.append(name)

@@ -26,13 +26,13 @@ def evaluate_with(task, model_path, what, out=None, **kwargs):
     should fail before them, not after.
     """
     from toolkit.runtime import import_tensorflow
-    from toolkit.serving import models_dir
+    from toolkit.serving import find_model
 
     if out:
         make_folder_of(out)
     import_tensorflow()
     with Progress(what) as progress:
-        report = task.evaluate(model_path or models_dir() / task.SHIPPED_MODEL, on_progress=progress.advance, **kwargs)
+        report = task.evaluate(find_model(model_path or task.SHIPPED_MODEL), on_progress=progress.advance, **kwargs)
     echo_report(report)
     if out:
         write_report(report, out)
@@ -131,7 +131,7 @@ def evaluate_images(model_path, dataset, data_dir, out, confusion_png):
 @options.data_dir
 @click.option("--split", default="test_2016_flickr", show_default=True, help="Multi30k split: val, test_2016_flickr, ...")
 @click.option("--pairs", type=click.Path(dir_okay=False), default=None, help="Score on this tab-separated pair file instead.")
-@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
+@click.option("--beam-size", type=click.IntRange(min=1, max=options.MAX_BEAM), default=None, help="Default: the model's.")
 @options.length_penalty
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @out_option
@@ -156,7 +156,7 @@ def evaluate_forecast(model_path, csv, column, time_column, out):
 @options.model_option(captioning.SHIPPED_MODEL)
 @options.data_dir
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True)
-@click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None, help="Default: the model's.")
+@click.option("--beam-size", type=click.IntRange(min=1, max=options.MAX_BEAM), default=None, help="Default: the model's.")
 @click.option("--examples", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG of the first images with generated and reference captions.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)

@@ -3,11 +3,12 @@
 import click
 
 from cli import options, output
+from toolkit.tasks import forecasting
 
 
 @click.command()
 @click.argument("csv_path", metavar="SERIES.CSV", type=click.Path(dir_okay=False), required=False)
-@click.option("--steps", type=click.IntRange(min=1, max=10000), default=12, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1, max=forecasting.MAX_STEPS), default=12, show_default=True,
               help="How many values to forecast after the series' end.")
 @click.option("--column", default=None, help="The value column (default: the model's series name, or the only one).")
 @click.option("--time-column", default=None, help="The date/time column (default: the first that parses as dates).")
@@ -25,9 +26,8 @@ def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
     import_tensorflow()
     from toolkit.data import series
     from toolkit.tasks import load
-    from toolkit.tasks.forecasting import KIND, SHIPPED_MODEL
 
-    forecaster = load(model_path or SHIPPED_MODEL, KIND)
+    forecaster = load(model_path or forecasting.SHIPPED_MODEL, forecasting.KIND)
     if csv_path is None:
         data = series.co2()
     else:
@@ -37,9 +37,9 @@ def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
     rows = forecaster.forecast(data, steps)
     metadata = forecaster.metadata
     if data.filled:
-        click.echo(f"Note: {data.filled} missing values were interpolated", err=True)
+        output.echo(f"Note: {data.filled} missing values were interpolated", err=True)
     if steps > metadata["horizon"]:
-        click.echo(f"Note: steps after {metadata['horizon']} (the model's horizon) are forecast from forecasts",
+        output.echo(f"Note: steps after {metadata['horizon']} (the model's horizon) are forecast from forecasts",
                    err=True)
     for row in rows:  # finite: the forecaster refuses a non-finite forecast, so --json is strict JSON
         if "lower_95" in row:

@@ -84,7 +84,7 @@ def _scores(test, metadata):
 def line(record):
     """The tab-separated line of a record: name, version, kind, scores, card, folder."""
     older = [str(v) for v in record["versions"] if v != record["version"]]
-    version = str(record["version"] or "-") + (f" ({', '.join(older)})" if older else "")
+    version = ("-" if record["version"] is None else str(record["version"])) + (f" ({', '.join(older)})" if older else "")
     test = record["test"]
     if "members" in test:
         scores = "members: " + "; ".join(_text(member) or "-" for member in test["members"])

@@ -6,6 +6,8 @@ import math
 import click
 
 from toolkit.config import (
+    MAX_BEAM,
+    MAX_LENGTH_PENALTY,
     OPTIMIZERS,
     PRECISIONS,
     RECURRENT_INITS,
@@ -23,12 +25,12 @@ json_output = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def model_option(default_name):
     return click.option(
         "--model", "model_path", type=click.Path(), default=None,
-        help=f"A SavedModel folder, or a TF Serving model folder (newest version). "
-             f"Default: the shipped saved_models/{default_name}.")
+        help=f"A model's name (see `toolkit models`), a TF Serving model folder (its newest version) or a "
+             f"version folder. Default: {default_name}, the shipped model.")
 
 
 def beam_size(what, shipped):
-    return click.option("--beam-size", type=click.IntRange(min=1, max=64), default=None,
+    return click.option("--beam-size", type=click.IntRange(min=1, max=MAX_BEAM), default=None,
                         help=f"{what} kept while searching; 1 is greedy. Default: the model's ({shipped} for the shipped one).")
 
 
@@ -42,8 +44,9 @@ class FiniteFloat(click.FloatRange):
         return value
 
 
-length_penalty = click.option("--length-penalty", type=FiniteFloat(min=0.0, max=10.0), default=None,
-                              help="Hypotheses compete by log p / length**this (0 to 10). Default: the model's.")
+length_penalty = click.option("--length-penalty", type=FiniteFloat(min=0.0, max=MAX_LENGTH_PENALTY), default=None,
+                              help=f"Hypotheses compete by log p / length**this (0 to {MAX_LENGTH_PENALTY:g}). "
+                                   "Default: the model's.")
 
 RECURRENT_INIT_HELP = ("How the recurrent matrix starts: orthogonal (Keras' default), uniform = U(-0.08, 0.08) "
                        "(early seq2seq work: a fresh SimpleRNN's gradient vanishes), identity (IRNN, for relu).")

@@ -39,24 +39,15 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
       toolkit translate "Two dogs play in the snow." --attention-map attention.png
     """
     from toolkit.tasks import load
-    from toolkit.tasks.translation import LENGTH_CAP, KIND, SHIPPED_MODEL
+    from toolkit.tasks.translation import KIND, LENGTH_CAP, SHIPPED_MODEL
     from toolkit.user_files import read_lines
 
     if sentences and path:
         raise click.UsageError("give sentences or --file, not both")
     if not sentences and path is None and sys.stdin.isatty():
         raise click.UsageError("give sentences, --file FILE, or lines on standard input")
-    if attention_map:
-        if len(sentences) != 1:
-            raise click.UsageError("--attention-map draws one sentence: give exactly one SENTENCE")
-        from toolkit.plots import plot_translation_attention
-
-        result = load(model_path or SHIPPED_MODEL, KIND).translate(sentences, beam_size=beam_size,
-                                                                   length_penalty=length_penalty, attention=True)[0]
-        plot_translation_attention(result, attention_map)
-        result = {k: result[k] for k in ("translation", "score")}
-        echo_answer({"source": sentences[0], **result}, result["translation"], as_json)
-        return
+    if attention_map and len(sentences) != 1:
+        raise click.UsageError("--attention-map draws one sentence: give exactly one SENTENCE")
     lines = enumerate(sentences, 1) if sentences else read_lines(path or "-")
     translator, failed = None, False
     progress = Progress("lines", total=len(sentences) if sentences else lambda: count_lines(path or "-"))
@@ -70,7 +61,8 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
                      "tokens are translated (the model translates sentences, not documents)", err=True)
         translator = translator or load(model_path or SHIPPED_MODEL, KIND)
         results = iter(translator.translate([text for _, text in good], beam_size=beam_size,
-                                            length_penalty=length_penalty, batch_size=batch_size))
+                                            length_penalty=length_penalty, batch_size=batch_size,
+                                            attention=bool(attention_map)))
         for number, text in chunk:
             if isinstance(text, ToolkitError):
                 echo(f"Error: {text}", err=True)
@@ -79,6 +71,11 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
                     echo("")
                 continue
             result = next(results)
+            if attention_map:  # the one sentence's figure; the weights stay out of the printed answer
+                from toolkit.plots import plot_translation_attention
+
+                plot_translation_attention(result, attention_map)
+                result = {k: result[k] for k in ("translation", "score")}
             failed |= not echo_answer({"source": text, **result}, result["translation"], as_json)
         progress.advance(len(chunk))
     progress.close()

@@ -1,5 +1,7 @@
 """Rebuilds a training-run folder from a model that `toolkit export` wrote, so that the same weights
-can be exported again through the current serving code (new signatures, same answers):
+can be exported again through the current serving code (new signatures, same answers). A migration
+tool: version 2 of the shipped models was made with it from version 1 (their cards say so); it is
+kept, and tested, so the next change of the serving contract can do the same.
 
     python scripts/recover_run.py saved_models/cifar10_resnet/1 /tmp/recover/runs/cifar10_resnet
     toolkit export /tmp/recover/runs/cifar10_resnet --name cifar10_resnet --to /tmp/recover/out

@@ -96,7 +96,7 @@ def test_a_bad_image_gets_an_error_in_its_place_and_the_others_are_answered(pict
     assert "image 3: an array of shape (4, 4, 7) is not an image" in errors[2]
     assert "notes.png: not an image" in errors[3]
     assert "image 5: pixel values must be finite numbers in [0, 255]" in errors[4]
-    assert "image 6: a int is not an image" in errors[5]
+    assert "image 6: int is not an image" in errors[5]
 
 
 def test_translator_and_forecaster_answer_plain_python():
@@ -136,3 +136,48 @@ def test_the_command_line_answers_what_the_api_answers(pictures):
     assert result.exit_code == 0, result.output
     printed = [json.loads(line) for line in result.stdout.splitlines()]
     assert [{k: v for k, v in p.items() if k != "file"} for p in printed] == toolkit.load("cifar10_resnet").predict(paths)
+
+
+def test_calls_a_caller_gets_wrong_are_one_line_errors(pictures):
+    paths, arrays = pictures
+    sentiment, classifier = toolkit.load("sentiment"), toolkit.load("cifar10_resnet")
+    translator = toolkit.load("translator_en_de")
+    wrong = [
+        (lambda: sentiment.predict(None), "expected a list of inputs"),
+        (lambda: sentiment.predict(5), "expected a list of inputs"),
+        (lambda: sentiment.predict([GOOD, 1]), "input 1 is not a string"),
+        (lambda: sentiment.predict([GOOD], batch_size=0), "batch size must be a whole number"),
+        (lambda: translator.translate([1]), "input 0 is not a string"),
+        (lambda: translator.translate(GOOD, length_penalty=-50), "length penalty must be a number from 0 to 10"),
+        (lambda: translator.translate(GOOD, beam_size=2.5), "beam size must be a whole number"),
+        (lambda: classifier.predict(None), "expected images"),
+        (lambda: classifier.predict({"a": paths[0]}), "expected images"),
+        (lambda: classifier.predict(paths, batch_size=0), "batch size must be a whole number"),
+        (lambda: toolkit.load(3), "a model is given by its name or its folder"),
+        (lambda: toolkit.load(None), "a model is given by its name or its folder"),
+    ]
+    for call, message in wrong:
+        with pytest.raises(toolkit.ToolkitError, match=message):
+            call()
+
+
+def test_one_image_in_any_container_is_one_answer(pictures):
+    paths, arrays = pictures
+    classifier = toolkit.load("cifar10_resnet")
+    [expected] = classifier.predict(paths[1])
+    assert classifier.predict(bytearray(paths[1].read_bytes())) == [expected]  # bytes of one image, not 1 per byte
+    assert classifier.predict(memoryview(paths[1].read_bytes())) == [expected]
+    assert classifier.predict(np.array([str(p) for p in paths])) == classifier.predict(paths)  # an array of paths
+    assert classifier.predict(p for p in paths) == classifier.predict(paths)  # a generator
+    assert classifier.predict([]) == []
+
+
+def test_a_local_folder_named_like_a_model_does_not_hide_it(tmp_path, monkeypatch):
+    """`toolkit predict` with no --model works from any folder, even one holding a folder `sentiment/`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sentiment").mkdir()
+    (tmp_path / "review.txt").write_text(GOOD)
+    result = CliRunner().invoke(command_line, ["predict", "review.txt"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[1] == "pos"
+    assert toolkit.load("sentiment").model_dir.parent == REPO / "saved_models" / "sentiment"

@@ -18,6 +18,7 @@ from toolkit.preprocessing.image import (
     PILLOW_FALLBACK_MAX_DIFF,
     decode_image,
     decode_image_with_pillow,
+    decode_images,
     decode_pixels,
 )
 
@@ -79,10 +80,12 @@ def class_folder(root, first):
 
 
 def serve_bytes(data, shape):
-    """What `serving_default` decodes: a batch of encoded images through `tf.map_fn` in a `tf.function`."""
+    """What `serving_default` decodes: a batch of encoded images through `decode_images` in a `tf.function`."""
     import tensorflow as tf
 
-    return server(shape)(tf.constant(data)).numpy()
+    pixels, errors = server(shape)(tf.constant(data))
+    assert not any(errors.numpy()), errors
+    return pixels.numpy()
 
 
 @functools.cache
@@ -91,8 +94,7 @@ def server(shape):
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string)])
     def serve(image_bytes):
-        return tf.map_fn(lambda b: decode_image(b, shape[:2], shape[2]), image_bytes,
-                         fn_output_signature=tf.TensorSpec(shape, tf.float32))
+        return decode_images(image_bytes, shape[:2], shape[2])
 
     return serve
 
@@ -161,3 +163,28 @@ def test_training_without_tensorflow_uses_the_fallback(tmp_path, monkeypatch):
     with_pillow, labels = images.read_class_folders(tmp_path, ["a"], (16, 16))
     assert with_pillow.shape == with_graph.shape == (len(names), 16, 16, 1) and len(labels) == len(names)
     assert largest_difference(with_pillow, with_graph) <= PILLOW_FALLBACK_MAX_DIFF
+
+
+def test_the_serving_graph_answers_each_row_and_names_what_is_wrong_with_the_others():
+    """One bad row does not fail a batch: its error says why, its pixels are zero, the others decode as alone."""
+    import tensorflow as tf
+
+    good = [KINDS[name] for name in sorted(KINDS)]
+    jpeg = bytearray(KINDS["rgb.jpg"])
+    frame = jpeg.find(b"\xff\xc0")  # a baseline JPEG's frame header: claim 23000x23000 pixels
+    jpeg[frame + 5:frame + 9] = (23000).to_bytes(2, "big") * 2
+    png = bytearray(KINDS["rgb.png"])
+    png[16:24] = (100_000).to_bytes(4, "big") * 2  # a PNG header claiming 10^10 pixels
+    bad = {b"": "empty", b"hello": "not an image (JPEG, PNG, GIF or BMP expected)",
+           KINDS["rgb.png"][:60]: "not a readable image (truncated or corrupt data)",
+           bytes(jpeg): "too large to decode (over 50,000,000 pixels)",
+           bytes(png): "too large to decode (over 50,000,000 pixels)"}
+    batch = good[:2] + list(bad) + good[2:]
+    pixels, errors = server((HEIGHT, WIDTH, 3))(tf.constant(batch))
+    pixels, errors = pixels.numpy(), [e.decode() for e in errors.numpy()]
+    assert errors == [""] * 2 + list(bad.values()) + [""] * (len(good) - 2)
+    assert not pixels[2:2 + len(bad)].any()
+    alone = serve_bytes(good, (HEIGHT, WIDTH, 3))
+    np.testing.assert_array_equal(np.concatenate([pixels[:2], pixels[2 + len(bad):]]), alone)
+    empty_pixels, empty_errors = server((HEIGHT, WIDTH, 3))(tf.constant([], tf.string))
+    assert empty_pixels.shape == (0, HEIGHT, WIDTH, 3) and empty_errors.shape == (0,)

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import REPO
 from toolkit import serving
 from toolkit.errors import ToolkitError
-from toolkit.serving import MODELS_DIR_ENV, find_model, models_dir, resolve_model_dir
+from toolkit.serving import MODELS_DIR_ENV, find_model, models_dir, resolve_model_dir, version_folders
 
 SHIPPED = REPO / "saved_models"
 
@@ -41,7 +41,7 @@ def test_a_name_is_the_newest_version_of_the_first_model_folder_of_that_name(sea
     version(search_path["B"], "sentiment", 9)
     version(search_path["PACKAGE"], "sentiment", 11)
     assert find_model("sentiment") == newest
-    assert find_model("cifar10_resnet") == SHIPPED / "cifar10_resnet" / "1"  # after the variable's folders
+    assert find_model("cifar10_resnet") == resolve_model_dir(SHIPPED / "cifar10_resnet")  # after the variable's
     only_here = version(search_path["PACKAGE"], "mine", 2)
     assert find_model("mine") == only_here  # the package's copy comes last
 
@@ -52,15 +52,16 @@ def test_paths_are_used_as_they_are(search_path, tmp_path, monkeypatch):
     assert find_model(tmp_path / "exports" / "sentiment") == mine  # a model folder: its newest version
     assert find_model(str(mine)) == mine  # a version folder
     assert find_model("exports/sentiment").resolve() == mine  # relative to the working directory
-    (tmp_path / "sentiment").mkdir()  # a folder in the working directory is a path before it is a name
-    with pytest.raises(ToolkitError, match="is not a model"):
-        find_model("sentiment")
+    (tmp_path / "sentiment").mkdir()  # a folder here named like a model does not hide the model...
+    assert find_model("sentiment") == find_model(SHIPPED / "sentiment")
+    with pytest.raises(ToolkitError, match="is not a model"):  # ...and ./NAME is the folder
+        find_model("./sentiment")
 
 
 def test_callers_that_build_models_dir_slash_name_find_it_anywhere_on_the_path(search_path):
     assert models_dir() == search_path["A"]  # the first folder that exists
-    assert resolve_model_dir(models_dir() / "sentiment") == SHIPPED / "sentiment" / "1"
-    assert find_model(models_dir() / "forecast_co2") == SHIPPED / "forecast_co2" / "1"
+    assert resolve_model_dir(models_dir() / "sentiment") == version_folders(SHIPPED / "sentiment")[0]
+    assert find_model(models_dir() / "forecast_co2") == version_folders(SHIPPED / "forecast_co2")[0]
 
 
 def test_a_model_found_nowhere_is_one_line_that_says_where_it_looked_and_what_to_do(search_path, monkeypatch):
@@ -94,7 +95,7 @@ OLD = "1"  # the stub of an older sentiment version, which the wheel must leave 
 def wheel(tmp_path_factory):
     """The wheel `pip wheel . --no-deps` builds from a copy of what the build reads, with one change:
     sentiment's version is renumbered and a stub of an older version put beside it (the repository holds
-    one version of each model today), so the test sees the wheel carry the newest version only.
+    one version of it today), so the test sees the wheel carry the newest version only.
 
     A copy, because setuptools builds in the source tree's build/, which every build in a checkout
     shares; no build isolation, because the environment that runs the tests has setuptools already
@@ -129,6 +130,9 @@ def test_the_wheel_carries_the_newest_version_of_each_shipped_model_and_its_card
         assert f"toolkit/saved_models/{name}/{newest_in_wheel(name)}/assets.extra/toolkit.json" in names, name
         assert f"toolkit/saved_models/{name}/MODEL_CARD.md" in names, name
     assert not [n for n in names if n.startswith(f"toolkit/saved_models/sentiment/{OLD}/")]
+    for name in SHIPPED_NAMES:  # versions the repository keeps for rolling back stay out of the wheel
+        for older in version_folders(SHIPPED / name)[1:]:
+            assert not [n for n in names if n.startswith(f"toolkit/saved_models/{name}/{older.name}/")], older
     assert "cli/main.py" in names and "toolkit/data/co2_mauna_loa.csv" in names
     assert not [n for n in names if n.startswith(("tests/", "saved_models/", "serving/"))]
 

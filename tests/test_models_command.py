@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli.main import toolkit
 from tests.helpers import REPO
-from toolkit.serving import MODELS_DIR_ENV
+from toolkit.serving import MODELS_DIR_ENV, model_versions, resolve_model_dir
 
 SHIPPED = REPO / "saved_models"
 
@@ -35,14 +35,17 @@ def test_the_shipped_models_with_their_headline_scores(monkeypatch):
     result, lines = run_models()
     assert result.exit_code == 0, result.output
     rows = {row[0]: row for row in (line.split("\t") for line in lines)}
-    assert sorted(rows) == sorted(p.name for p in SHIPPED.iterdir() if (p / "1").is_dir())
+    assert sorted(rows) == sorted(p.name for p in SHIPPED.iterdir() if model_versions(p))
     assert all(len(row) == 6 for row in rows.values())
-    assert rows["cifar10_resnet"][1:4] == ["1", "image_classifier", "accuracy 0.8955, accuracy_flip_averaged 0.9049"]
+    newest, *older = model_versions(SHIPPED / "cifar10_resnet")
+    version = f"{newest} ({', '.join(map(str, older))})" if older else str(newest)
+    assert rows["cifar10_resnet"][1:4] == [version, "image_classifier", "accuracy 0.8955, accuracy_flip_averaged 0.9049"]
     assert rows["translator_en_de"][2:4] == ["translator", "bleu 34.79, chrf 59.56"]
     assert rows["captioner"][3] == "bleu_4 20.49, cider_d 51.85"  # the beam size it serves with (3)
     assert rows["forecast_co2"][3].startswith("mae 0.6027")  # the model's, not the baselines'
     assert rows["sentiment"][3] == "members: accuracy 0.8724; accuracy 0.8772; accuracy 0.8799"  # an ensemble
-    assert rows["sentiment"][4:] == [str(SHIPPED / "sentiment" / "MODEL_CARD.md"), str(SHIPPED / "sentiment" / "1")]
+    assert rows["sentiment"][4:] == [str(SHIPPED / "sentiment" / "MODEL_CARD.md"),
+                                     str(resolve_model_dir(SHIPPED / "sentiment"))]
 
 
 def test_json_is_one_strict_object_per_model(monkeypatch):
@@ -50,10 +53,12 @@ def test_json_is_one_strict_object_per_model(monkeypatch):
     result, lines = run_models("--json")
     assert result.exit_code == 0, result.output
     records = {r["name"]: r for r in map(json.loads, lines)}
+    versions = model_versions(SHIPPED / "cifar10_resnet")
     assert records["cifar10_resnet"] == {
-        "name": "cifar10_resnet", "version": 1, "versions": [1], "kind": "image_classifier",
+        "name": "cifar10_resnet", "version": versions[0], "versions": versions, "kind": "image_classifier",
         "test": {"accuracy": 0.8955, "accuracy_flip_averaged": 0.9049},
-        "card": str(SHIPPED / "cifar10_resnet" / "MODEL_CARD.md"), "folder": str(SHIPPED / "cifar10_resnet" / "1")}
+        "card": str(SHIPPED / "cifar10_resnet" / "MODEL_CARD.md"),
+        "folder": str(SHIPPED / "cifar10_resnet" / str(versions[0]))}
     assert [m["accuracy"] for m in records["sentiment"]["test"]["members"]] == pytest.approx([0.8724, 0.8772, 0.8799],
                                                                                            abs=1e-4)
 
@@ -101,4 +106,4 @@ def test_listing_models_never_imports_tensorflow():
     result = subprocess.run([sys.executable, "-c", driver], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert len(result.stdout.splitlines()) == len([p for p in SHIPPED.iterdir() if (p / "1").is_dir()])
+    assert len(result.stdout.splitlines()) == len([p for p in SHIPPED.iterdir() if model_versions(p)])

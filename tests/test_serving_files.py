@@ -11,6 +11,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from tests.helpers import REPO
+from toolkit.serving import resolve_model_dir
 
 SERVING = REPO / "serving"
 SHIPPED = sorted(p.name for p in (REPO / "saved_models").iterdir() if any(v.name.isdigit() for v in p.iterdir()))
@@ -87,7 +88,8 @@ def test_the_grpc_clients_request_is_what_the_models_signature_takes(model, phot
     from tensorflow_serving.apis import predict_pb2
 
     client = grpc_client()
-    signature = tf.saved_model.load(str(REPO / "saved_models" / model / "1")).signatures["serving_default"]
+    served = resolve_model_dir(REPO / "saved_models" / model)  # the newest: what TF Serving serves
+    signature = tf.saved_model.load(str(served)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     (name, spec), = specs.items()  # every shipped model takes one input; the client sends it from arguments
     arguments = {"text": ["A wonderful film", "Ein Hund."], "image_bytes": [photo, photo],

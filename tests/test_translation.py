@@ -234,3 +234,14 @@ def test_attention_comes_from_the_search_that_chose_the_words(runner, tiny_trans
     result = runner.invoke(toolkit, ["translate", "one.", "two.", "--model", str(tiny_translator),
                                      "--attention-map", str(png)])
     assert result.exit_code == 2 and "exactly one SENTENCE" in result.output
+
+
+def test_an_empty_sentence_has_no_attention_to_draw(runner, tiny_translator, tmp_path):
+    from toolkit.tasks.translation import Translator
+
+    [empty, full] = Translator(tiny_translator).translate(["", SENTENCES[0]], attention=True)
+    assert empty == {"translation": "", "score": 0.0, "source_tokens": [], "target_tokens": [], "attention": []}
+    assert full["target_tokens"] and full["attention"]
+    result = runner.invoke(toolkit, ["translate", "", "--model", str(tiny_translator), "--attention-map",
+                                     str(tmp_path / "a.png")])
+    assert "nothing to draw" in one_error_line(result) and not (tmp_path / "a.png").exists()

@@ -23,6 +23,11 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 # Where a run trains (see `toolkit.distribute`), and the precision its layers compute in.
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The widest beam and the largest length penalty a search takes: from the command line, from Python, and
+# (cut to these, since a serving graph cannot refuse one row) from a REST request, so no request can make
+# a search allocate without bound or score a hypothesis -inf.
+MAX_BEAM = 64
+MAX_LENGTH_PENALTY = 10.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,9 @@ The search is written with `tf.while_loop` so that it runs inside an exported Sa
 
 import tensorflow as tf
 
+from toolkit.config import MAX_BEAM, MAX_LENGTH_PENALTY
+
 NEG = -1e9
-# The widest beam a request can ask for: a serving graph cannot refuse one row, so wider asks are cut to
-# this (the Python API refuses them), and no request can make the search allocate without bound.
-MAX_BEAM = 64
 
 
 def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id, length_penalty=1.0,
@@ -35,7 +34,7 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     - `max_lengths`: `[batch]` int32, the most tokens a row may produce, end token included;
     - `beam_size`, `length_penalty`: one for the whole batch, or one per row (`[batch]`), so that
       rows of different requests batched together (TF Serving's batching) each get their own.
-      A beam size is cut to [1, MAX_BEAM]; a length penalty that is not finite counts as 1.
+      A beam size is cut to [1, MAX_BEAM], a length penalty to [0, MAX_LENGTH_PENALTY] (not finite: 1).
 
     A row with a smaller beam than the batch's widest keeps only its own best `beam_size`
     hypotheses alive at every step (the others are dead slots), so it gets exactly the search
@@ -56,7 +55,7 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     # Slot j of row b is alive if j < that row's beam size; dead slots are finished from the start.
     alive = tf.reshape(tf.range(k)[None, :] < widths[:, None], [rows])
     penalties = tf.broadcast_to(tf.convert_to_tensor(length_penalty, tf.float32), [batch])
-    penalties = tf.where(tf.math.is_finite(penalties), penalties, 1.0)  # NaN or inf would make every score NaN
+    penalties = tf.clip_by_value(tf.where(tf.math.is_finite(penalties), penalties, 1.0), 0.0, MAX_LENGTH_PENALTY)
 
     # Only beam 0 is alive at first, so the first expansion does not pick k copies of one token.
     first = tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0, off_value=NEG)

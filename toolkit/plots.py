@@ -86,6 +86,8 @@ def plot_caption_attention(pixels, result, path, columns=5):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not result["tokens"]:
+        raise ToolkitError(f"nothing to draw into {path}: the caption has no words")
     image = np.clip(np.asarray(pixels), 0, 255).astype(np.uint8)
     height, width = image.shape[:2]
     panels = 1 + len(result["tokens"])
@@ -116,9 +118,10 @@ def plot_translation_attention(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    weights = np.asarray(result["attention"], dtype=np.float32).reshape(len(result["target_tokens"]),
-                                                                        len(result["source_tokens"]))
     source, target = result["source_tokens"], result["target_tokens"]
+    if not source or not target:
+        raise ToolkitError(f"nothing to draw into {path}: the sentence has no tokens to translate")
+    weights = np.asarray(result["attention"], dtype=np.float32).reshape(len(target), len(source))
     fig, ax = plt.subplots(figsize=(2.0 + 0.42 * max(len(source), 4), 1.6 + 0.36 * max(len(target), 4)))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention")

@@ -3,8 +3,7 @@
 The library draws its own bars where it already talks to stderr (a download, encoding a
 caption set's images once); elsewhere its functions take an `on_progress(n, total)` callback
 (n more done, of total; n = 0 first, as the work starts), which the commands fill with
-`Progress(...).advance`. Neither ever
-writes to stdout, so `--json` output stays strict JSON.
+`Progress(...).advance`. Neither ever writes to stdout, so `--json` output stays strict JSON.
 """
 
 import os
@@ -23,8 +22,8 @@ class Progress:
     `total` is a number or a function giving one (or None); the function is called only when
     stderr is a terminal, so scripts do not pay for counting. `advance(n, total)` may also give
     it, when only the worker knows it (a worker's `advance(0, total)` first also starts the clock
-of the rate). `unit` divides the numbers shown (1 << 20: bytes shown
-    as MiB). The line is redrawn at most twice a second, when the count reaches the total (so a
+    of the rate). `unit` divides the numbers shown (1 << 20: bytes shown as MiB). The line is
+    redrawn at most twice a second, when the count reaches the total (so a
     finished bar is seen full), and at the next `advance` after `echo` erased it to print an
     answer or an error. As a context manager, the line is erased however the block ends.
     """

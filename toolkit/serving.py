@@ -45,43 +45,57 @@ def found_models():
     picks), by name: the folders there that hold a SavedModel or numbered version folders."""
     found = {}
     for folder in model_search_path():
-        if not folder.is_dir():
-            continue
-        for model in sorted(folder.iterdir()):
+        for model in sorted(_listed(folder)) if folder.is_dir() else []:
             if model.name not in found and not model.name.startswith(".") and model.is_dir() and (
-                    (model / "saved_model.pb").is_file() or any(p.name.isdigit() for p in model.iterdir())):
+                    (model / "saved_model.pb").is_file() or any(p.name.isdigit() for p in _listed(model))):
                 found[model.name] = model
     return dict(sorted(found.items()))
 
 
+def version_folders(model):
+    """The numbered version folders of a TF Serving model folder that hold a SavedModel, newest first."""
+    versions = [p for p in _listed(model) if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return sorted(versions, key=lambda p: int(p.name), reverse=True)
+
+
 def model_versions(model):
-    """The numbered versions of a TF Serving model folder that hold a SavedModel, newest first."""
-    return sorted((int(p.name) for p in Path(model).iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
-                  reverse=True)
+    """The version numbers of a TF Serving model folder (`version_folders`), newest first."""
+    return [int(p.name) for p in version_folders(model)]
 
 
-def find_model(name_or_path):
-    """The version folder of a model given as a path or a name.
+def _listed(folder):
+    """The entries of `folder`; ToolkitError when it cannot be listed (permissions, a vanished folder)."""
+    try:
+        return list(Path(folder).iterdir())
+    except OSError as e:
+        raise ToolkitError(f"{folder}: cannot list the folder: {e.strerror or e}") from None
 
-    A path that exists (a TF Serving model folder: its newest version; or a version folder) is used
-    as is. A plain name ("sentiment", no slash) is the first model folder of that name in
-    `model_search_path()`, its newest version; so is `FOLDER/NAME` for a FOLDER of the search path
-    (callers that build `models_dir() / NAME`). Anything else is one ToolkitError line that says
-    where it looked and how to point at the model.
+
+def find_model(model):
+    """The version folder of a model given by name or by path.
+
+    A plain name ("sentiment": no folder separator) is the first model folder of that name in
+    `model_search_path()`, its newest version; only where there is none is it a folder here (write
+    `./sentiment` for a folder of yours that shares a shipped model's name). Anything else is a
+    path: a TF Serving model folder (its newest version) or a version folder; `FOLDER/NAME` for a
+    FOLDER of the search path counts as the name. Otherwise one ToolkitError line that says where
+    it looked and how to point at the model.
     """
-    path = Path(name_or_path)
+    if not isinstance(model, (str, os.PathLike)):
+        raise ToolkitError(f"a model is given by its name or its folder. Received: {model!r}")
+    path = Path(model)
+    folders = model_search_path()
+    name = path.name if path.parent in folders else os.fspath(model)
+    plain = name not in ("", ".", "..") and os.sep not in name and "/" not in name
+    if plain:
+        for folder in folders:
+            if (folder / name).exists():
+                return resolve_model_dir(folder / name)
     if path.exists():
         return resolve_model_dir(path)
-    folders = model_search_path()
-    name = os.fspath(name_or_path)
-    if path.parent in folders:
-        name = path.name
-    elif os.sep in name or "/" in name or name in ("", ".", ".."):
+    if not plain:
         raise ToolkitError(f"no such model: {path} (give an existing model folder with --model PATH, "
                            "or a model's name: see `toolkit models`)")
-    for folder in folders:
-        if (folder / name).exists():
-            return resolve_model_dir(folder / name)
     searched = [f for f in folders if f.is_dir() or f not in (SHIPPED_MODELS, PACKAGED_MODELS)]  # yours even if missing
     looked = ", ".join(str(f) if f.is_dir() else f"{f} (no such folder)" for f in searched) or "no folder of models"
     raise ToolkitError(f"no model named {name!r} in {looked}; give its folder with --model PATH, or set "
@@ -96,10 +110,9 @@ def resolve_model_dir(path):
         return find_model(path)
     if (path / "saved_model.pb").is_file():
         return path
-    if path.is_dir():
-        versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
-        if versions:
-            return max(versions, key=lambda p: int(p.name))
+    versions = version_folders(path) if path.is_dir() else []
+    if versions:
+        return versions[0]
     raise ToolkitError(f"{path} is not a model: no saved_model.pb in it or in a numbered version folder")
 
 
@@ -228,14 +241,15 @@ def plain(value):
 def search_settings(metadata, beam_size=None, length_penalty=None):
     """(beam size, length penalty) for a decoder, the model's own by default; ToolkitError for settings
     a search cannot use."""
-    from toolkit.decoding import MAX_BEAM
+    from toolkit.config import MAX_BEAM, MAX_LENGTH_PENALTY
 
     beam_size = metadata["beam_size"] if beam_size is None else beam_size
     length_penalty = metadata["length_penalty"] if length_penalty is None else length_penalty
     if not positive_integer(beam_size) or beam_size > MAX_BEAM:
-        raise ToolkitError(f"beam size must be a whole number from 1 to {MAX_BEAM}. Received: {beam_size}")
-    if not number(length_penalty):
-        raise ToolkitError(f"length penalty must be a finite number. Received: {length_penalty}")
+        raise ToolkitError(f"beam size must be a whole number from 1 to {MAX_BEAM}. Received: {beam_size!r}")
+    if not number(length_penalty) or not 0 <= length_penalty <= MAX_LENGTH_PENALTY:
+        raise ToolkitError(f"length penalty must be a number from 0 to {MAX_LENGTH_PENALTY:g}. "
+                           f"Received: {length_penalty!r}")
     return beam_size, float(length_penalty)
 
 
@@ -251,10 +265,54 @@ def search_inputs(signature, rows, beam_size, length_penalty):
 
 
 def single_or_list(items, single):
-    """`items` as a list, where one item of type `single` (a string, a path) counts as a list of one."""
+    """`items` as a list, where one item of type `single` (a string, a path) counts as a list of one;
+    ToolkitError for what is no collection of items (None, a number, a mapping)."""
     if isinstance(items, single):
         return [items]
+    if items is None or isinstance(items, (dict, bytes, bytearray, int, float)) or not hasattr(items, "__iter__"):
+        raise ToolkitError(f"expected a list of inputs (or a single one). Received: {type(items).__name__}")
     return list(items)
+
+
+def texts_of(texts):
+    """`texts` as a list of strings (one string counts as a list of one); ToolkitError naming the first
+    item that is not a string."""
+    texts = single_or_list(texts, str)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ToolkitError(f"input {index} is not a string (it is {type(text).__name__})")
+    return texts
+
+
+def batch_size_of(batch_size):
+    """`batch_size` if it is a positive whole number; ToolkitError otherwise."""
+    if not positive_integer(batch_size):
+        raise ToolkitError(f"batch size must be a whole number of at least 1. Received: {batch_size!r}")
+    return batch_size
+
+
+class ImagePredictor(Predictor):
+    """A predictor whose inputs are images: the size its metadata gives, read as its serving graph reads them."""
+
+    metadata_fields = {"image_shape": image_shape}
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.image_shape = tuple(self.metadata["image_shape"])
+
+    def decode(self, data, name="image"):
+        """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
+        from toolkit.preprocessing.image import decode_pixels
+
+        return decode_pixels(data, self.image_shape, name)
+
+    def pixels(self, image, name="image"):
+        """The pixels the model reads from one image (a path, encoded bytes or an array: `answer_images`);
+        ToolkitError if it is not a readable image."""
+        pixels = _pixels(image, name, self.image_shape)
+        if isinstance(pixels, ToolkitError):
+            raise pixels
+        return pixels
 
 
 def answer_images(images, image_shape, answer, batch_size):
@@ -270,20 +328,25 @@ def answer_images(images, image_shape, answer, batch_size):
 
     import numpy as np
 
-    if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim <= 3):
+    batch_size_of(batch_size)
+    if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or (
+            isinstance(images, np.ndarray) and images.dtype.kind in "biuf" and 2 <= images.ndim <= 3):
         images = [images]
+    elif images is None or isinstance(images, dict) or not hasattr(images, "__iter__"):
+        raise ToolkitError(f"expected images (a list of paths, bytes or arrays, or one). Received: {images!r:.80}")
     numbered = enumerate(images)
     results = []
     while batch := list(itertools.islice(numbered, batch_size)):
-        pixels = [_pixels(image, index, image_shape) for index, image in batch]
+        pixels = [_pixels(image, f"image {index}", image_shape) for index, image in batch]
         good = [p for p in pixels if not isinstance(p, ToolkitError)]
         answers = iter(answer(np.stack(good)) if good else [])
         results += [{"error": str(p)} if isinstance(p, ToolkitError) else next(answers) for p in pixels]
     return results
 
 
-def _pixels(image, index, image_shape):
-    """One image as the model's pixels, or the ToolkitError that says why it is not one."""
+def _pixels(image, name, image_shape):
+    """One image as the model's pixels, or the ToolkitError that says why it is not one; a path names
+    itself in the message, other images go by `name`."""
     import numpy as np
 
     from toolkit.preprocessing.image import MAX_IMAGE_BYTES, array_pixels, decode_pixels
@@ -293,10 +356,10 @@ def _pixels(image, index, image_shape):
         if isinstance(image, (str, os.PathLike)):
             return decode_pixels(read_bytes(os.fspath(image), MAX_IMAGE_BYTES), image_shape, os.fspath(image))
         if isinstance(image, (bytes, bytearray, memoryview)):
-            return decode_pixels(bytes(image), image_shape, f"image {index}")
+            return decode_pixels(bytes(image), image_shape, name)
         if isinstance(image, np.ndarray):
-            return array_pixels(image, image_shape, f"image {index}")
-        raise ToolkitError(f"image {index}: a {type(image).__name__} is not an image "
+            return array_pixels(image, image_shape, name)
+        raise ToolkitError(f"{name}: {type(image).__name__} is not an image "
                            "(a path, encoded bytes or a numpy array expected)")
     except ToolkitError as e:
         return e

@@ -66,17 +66,35 @@ def decode_images(image_bytes, size, channels):
     problem = _header_problems(image_bytes)
     decodable = tf.data.Dataset.from_tensor_slices((tf.range(rows), image_bytes, problem))
     decodable = decodable.filter(lambda i, data, problem: tf.equal(problem, ""))
-    decoded = decodable.map(lambda i, data, problem: (i, decode_image(data, size, channels)),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    decoded = decoded.ignore_errors()
-    # One placeholder row, so that the batch below exists even when every row failed.
-    placeholder = tf.data.Dataset.from_tensors((tf.constant(-1), tf.zeros([*size, channels])))
-    index, pixels = decoded.concatenate(placeholder).batch(tf.cast(rows, tf.int64) + 1).get_single_element()
-    index, pixels = index[:-1], pixels[:-1]
+    # One row at a time: a request's memory is one decoded image (at most MAX_IMAGE_PIXELS) at a time.
+    decoded = decodable.map(lambda i, data, problem: (i, decode_image(data, size, channels)))
+    index, pixels = _surviving_rows(decoded.ignore_errors(), rows, tf.zeros([*size, channels]))
     good = tf.scatter_nd(index[:, None], tf.ones_like(index, tf.bool), [rows])
     pixels = tf.scatter_nd(index[:, None], pixels, [rows, *size, channels])
     errors = tf.where(tf.equal(problem, "") & ~good, "not a readable image (truncated or corrupt data)", problem)
     return pixels, errors
+
+
+def _surviving_rows(rows_dataset, rows, blank):
+    """(indices, values) of the (index, value) elements a `tf.data` pipeline kept, as two tensors: one
+    placeholder element goes in after them, so that the batch exists even when every row was dropped."""
+    import tensorflow as tf
+
+    placeholder = tf.data.Dataset.from_tensors((tf.constant(-1), blank))
+    index, values = rows_dataset.concatenate(placeholder).batch(tf.cast(rows, tf.int64) + 1).get_single_element()
+    return index[:-1], values[:-1]
+
+
+def _jpeg_pixels(image_bytes, jpeg):
+    """The pixels each JPEG row's frame header declares (its frame header can sit after any number of
+    other segments, so libjpeg finds it: `extract_jpeg_shape`); 0 for other rows and unreadable headers."""
+    import tensorflow as tf
+
+    rows = tf.shape(image_bytes)[0]
+    jpegs = tf.data.Dataset.from_tensor_slices((tf.range(rows), image_bytes, jpeg)).filter(lambda i, data, j: j)
+    sizes = jpegs.map(lambda i, data, j: (i, tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))))
+    index, pixels = _surviving_rows(sizes.ignore_errors(), rows, tf.constant(0, tf.int64))
+    return tf.scatter_nd(index[:, None], pixels, [rows])
 
 
 def _header_problems(image_bytes):
@@ -99,10 +117,7 @@ def _header_problems(image_bytes):
     bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)  # negative: stored top-down
     pixels = tf.where(png, number(16, 4, True) * number(20, 4, True),
              tf.where(gif, number(6, 2, False) * number(8, 2, False),
-             tf.where(bmp, number(18, 4, False) * bmp_height, 0)))
-    # A JPEG's size sits in a frame header after any number of other segments: its decoder is
-    # bounded by the byte limit instead (a JPEG cannot claim more pixels than its data allow for
-    # by more than its compression ratio; 50 MB of JPEG data is a bounded decode).
+             tf.where(bmp, number(18, 4, False) * bmp_height, _jpeg_pixels(image_bytes, jpeg))))
     size = tf.strings.length(image_bytes)
     return tf.where(tf.equal(size, 0), "empty",
            tf.where(~(png | gif | bmp | jpeg), "not an image (JPEG, PNG, GIF or BMP expected)",

@@ -20,9 +20,8 @@ from toolkit import config as settings
 from toolkit.atomic import atomic_path
 from toolkit.errors import ToolkitError
 from toolkit.serving import (
-    Predictor,
+    ImagePredictor,
     answer_images,
-    image_shape,
     number,
     positive_integer,
     search_inputs,
@@ -385,10 +384,10 @@ def captioner_archive(graph, size, beam_size, length_penalty):
 def export_run(run_dir, to, name, version):
     """Exports the best model of a captioning run as `TO/NAME/VERSION`: image bytes in, captions out."""
 
-    import toolkit.models.captioner  # noqa: F401  (registers the custom layers for loading)
-    from toolkit import export, training
     import numpy as np
 
+    import toolkit.models.captioner  # noqa: F401  (registers the custom layers for loading)
+    from toolkit import export, training
     from toolkit.models.image_encoders import build_image_encoder, is_frozen
     from toolkit.preprocessing.image import sample_png
     from toolkit.preprocessing.sequences import load_tokenizer
@@ -481,16 +480,12 @@ def plot_examples(data, hypotheses, path, count=8, columns=4):
     plt.close(fig)
 
 
-class Captioner(Predictor):
+class Captioner(ImagePredictor):
     """An exported captioner: images in, `{"caption", "score"}` out."""
 
     kind = KIND
     signature_names = ("serving_default", "caption", "caption_pixels")
-    metadata_fields = {"image_shape": image_shape, "beam_size": positive_integer, "length_penalty": number}
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.image_shape = tuple(self.metadata["image_shape"])
+    metadata_fields = {**ImagePredictor.metadata_fields, "beam_size": positive_integer, "length_penalty": number}
 
     def caption(self, images, beam_size=None, length_penalty=None, batch_size=32, attention=False):
         """`{"caption", "score"}` per image, in the order given (`score`: log-probability per word ** penalty).
@@ -502,15 +497,10 @@ class Captioner(Predictor):
         `tokens` (its words) and `attention`: per word, its weights over the image's feature map
         (`attention_grid` rows x columns, top left first), from the search that chose the words.
         """
+        beam_size, length_penalty = search_settings(self.metadata, beam_size, length_penalty)
         return answer_images(images, self.image_shape,
                              lambda pixels: self.caption_pixels(pixels, beam_size, length_penalty, batch_size, attention),
                              batch_size)
-
-    def decode(self, data, name="image"):
-        """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
-        from toolkit.preprocessing.image import decode_pixels
-
-        return decode_pixels(data, self.image_shape, name)
 
     @property
     def attention_grid(self):

@@ -30,6 +30,7 @@ from toolkit.serving import Predictor, number, positive_integer
 KIND = "forecaster"
 COMMAND = "forecast"
 SHIPPED_MODEL = "forecast_co2"
+MAX_STEPS = 10_000  # values forecast after a series' end, most of them from earlier forecasts
 ENSEMBLES = False
 LOSSES = ("gaussian", "mse")
 FILLS = ("interpolate", "error")
@@ -293,12 +294,6 @@ def export_run(run_dir, to, name, version):
                                     warmup=[("serving_default", {"window": [window]})])
 
 
-def forecast(model_path, series, steps):
-    """(rows, metadata, model folder): `steps` values after the end of `series`, from an exported forecaster."""
-    forecaster = Forecaster(model_path)
-    return forecaster.forecast(series, steps), forecaster.metadata, forecaster.model_dir
-
-
 def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate", on_progress=None):
     """Test MAE of an exported forecaster next to the naive forecasts, on the split it was trained with.
 
@@ -356,8 +351,8 @@ class Forecaster(Predictor):
         """
         from toolkit.data.series import Series, describe_step
 
-        if not positive_integer(steps):
-            raise ToolkitError(f"--steps must be at least 1. Received: {steps}")
+        if not positive_integer(steps) or steps > MAX_STEPS:
+            raise ToolkitError(f"steps must be a whole number from 1 to {MAX_STEPS:,}. Received: {steps!r}")
         if isinstance(series, Series):
             values = series.values
             step = np.timedelta64(int(self.metadata["step_seconds"] * 1e9), "ns")
@@ -366,9 +361,11 @@ class Forecaster(Predictor):
                                    f"but the model was trained on steps of {describe_step(step)}")
         else:
             try:
-                values = np.asarray(series, dtype=np.float64).reshape(-1)
+                values = np.asarray(series, dtype=np.float64)
             except (TypeError, ValueError):
-                raise ToolkitError("a series is a toolkit Series or a list of numbers") from None
+                values = None
+            if values is None or values.ndim != 1:
+                raise ToolkitError("a series is a toolkit Series or a list of numbers (one series, oldest first)")
             if not np.isfinite(values).all():
                 raise ToolkitError("the series' values must be finite numbers")
         if len(values) < self.window:

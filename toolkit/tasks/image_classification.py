@@ -18,7 +18,7 @@ import numpy as np
 from toolkit import config as settings
 from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, answer_images, image_shape, strings
+from toolkit.serving import ImagePredictor, answer_images, strings
 
 KIND = "image_classifier"
 COMMAND = "images"  # `toolkit train images`, `toolkit evaluate images`
@@ -261,12 +261,6 @@ def train(config, run_dir):
         return run.finish(results)
 
 
-def score_arrays(model, images, labels, batch_size=TEST_BATCH):
-    """Test accuracy of a Keras model on arrays, plain and with test-time horizontal flips averaged in."""
-    return score_batches(model, ((images[i:i + batch_size].astype("float32"), labels[i:i + batch_size])
-                                 for i in range(0, len(labels), batch_size)))
-
-
 def score_batches(model, batches):
     """Test accuracy of a Keras model, plain and with test-time horizontal flips averaged in, over (float32 images,
     integer labels) batches: a `tf.data.Dataset` or any iterable; memory holds one batch."""
@@ -408,18 +402,17 @@ def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, o
     return report
 
 
-class ImageClassifier(Predictor):
+class ImageClassifier(ImagePredictor):
     """An exported image classifier: images in, labels and top-k out."""
 
     kind = KIND
     signature_names = ("serving_default", "predict_pixels")
-    metadata_fields = {"class_names": strings, "image_shape": image_shape}
+    metadata_fields = {**ImagePredictor.metadata_fields, "class_names": strings}
 
     def __init__(self, path):
         super().__init__(path)
         self.serve_pixels = self.signatures["predict_pixels"]
         self.class_names = self.metadata["class_names"]
-        self.image_shape = tuple(self.metadata["image_shape"])
 
     def predict(self, images, batch_size=256):
         """`{"label", "probability", "top_k": [{"label", "probability"}, ...]}` per image, in the order given.
@@ -431,12 +424,6 @@ class ImageClassifier(Predictor):
         """
         return answer_images(images, self.image_shape, lambda pixels: self.predict_pixels(pixels, batch_size),
                              batch_size)
-
-    def decode(self, data, name="image"):
-        """The pixels the model reads, from encoded image bytes (decoded as its serving graph does)."""
-        from toolkit.preprocessing.image import decode_pixels
-
-        return decode_pixels(data, self.image_shape, name)
 
     def predict_pixels(self, pixels, batch_size=256):
         """`predict`'s answers for decoded images (`decode`) of the model's size, in the order given."""

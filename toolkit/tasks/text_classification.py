@@ -14,7 +14,7 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
-from toolkit.serving import Predictor, in_length_order, plain, single_or_list, strings
+from toolkit.serving import Predictor, batch_size_of, in_length_order, plain, strings, texts_of
 
 KIND = "text_classifier"
 COMMAND = "sentiment"  # `toolkit train sentiment`, `toolkit evaluate sentiment`
@@ -366,7 +366,7 @@ class TextClassifier(Predictor):
         of one), in the order given; texts of similar length are batched together for speed."""
         import tensorflow as tf
 
-        texts = single_or_list(texts, str)
+        texts, batch_size = texts_of(texts), batch_size_of(batch_size)
         results = [None] * len(texts)
         for chunk in in_length_order(texts, batch_size):
             outputs = self.serve(text=tf.constant([texts[i] for i in chunk], dtype=tf.string))

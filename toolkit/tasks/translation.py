@@ -15,12 +15,13 @@ from toolkit.data.parallel_text import MULTI30K_LANGUAGES
 from toolkit.errors import ToolkitError
 from toolkit.serving import (
     Predictor,
+    batch_size_of,
     in_length_order,
     number,
     positive_integer,
     search_inputs,
     search_settings,
-    single_or_list,
+    texts_of,
 )
 
 KIND = "translator"
@@ -231,10 +232,11 @@ class TranslationGraph:
         empty = tf.equal(source_lengths, 0)  # nothing to translate: nothing comes back
         outputs = {"translation": tf.where(empty, tf.constant(""), translation),
                    "score": tf.where(empty, tf.zeros_like(scores), scores)}
-        if alignments:
-            outputs.update(attention=attention[0],
-                           source_tokens=tf.where(source_mask, self.source_tokenizer.pieces(source), ""),
-                           target_tokens=tf.where(tokens != PAD, self.target_tokenizer.pieces(tokens), ""))
+        if alignments:  # an empty row has no tokens to show either
+            written = (tokens != PAD) & ~empty[:, None]
+            outputs.update(attention=tf.where(written[:, :, None], attention[0], 0.0),
+                           source_tokens=tf.where(source_mask & ~empty[:, None], self.source_tokenizer.pieces(source), ""),
+                           target_tokens=tf.where(written, self.target_tokenizer.pieces(tokens), ""))
         return outputs
 
 
@@ -324,7 +326,6 @@ def export_run(run_dirs, to, name, version):
     """
     import hashlib
 
-
     import toolkit.models.translator  # noqa: F401  (registers the custom layers for loading)
     from toolkit import export, training
     from toolkit.preprocessing.sequences import load_tokenizer
@@ -413,7 +414,7 @@ class Translator(Predictor):
         answer also has `source_tokens`, `target_tokens` and `attention`: one row per target
         token of weights over the source tokens, from the search that chose the words.
         """
-        sentences = single_or_list(sentences, str)
+        sentences, batch_size = texts_of(sentences), batch_size_of(batch_size)
         beam, penalty = search_settings(self.metadata, beam_size, length_penalty)
         signature = self.signature("translate_attention" if attention else "translate")
         return translate_all(lambda text: signature(text=text, **search_inputs(signature, len(text), beam, penalty)),
