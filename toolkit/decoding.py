@@ -64,9 +64,12 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     sequences = tf.zeros([rows, 0], tf.int32)
     lengths = tf.zeros([rows], tf.int32)
     finished = ~alive
-    attention = tf.zeros([rows, 0, tf.shape(tf.nest.flatten(context)[0])[1]]) if alignments else tf.zeros([rows, 0, 0])
+    # With alignments, each step's attention (of the rows it kept) and their parents, traced back once at
+    # the end: memory grows by one [rows, S] a step, and nothing is copied from step to step.
+    steps = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
+    parent_steps = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None])
 
-    def body(t, tokens, states, log_p, sequences, lengths, finished, attention):
+    def body(t, tokens, states, log_p, sequences, lengths, finished, steps, parent_steps):
         scores, new_states, *weights = step(tokens, states, context)
         vocabulary = tf.shape(scores)[1]
         eos_only = tf.one_hot(eos_id, vocabulary, on_value=0.0, off_value=NEG)
@@ -84,22 +87,23 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
         was_finished = tf.gather(finished, parents)
         sequences = tf.concat([tf.gather(sequences, parents), token[:, None]], axis=1)
         if alignments:
-            attention = tf.concat([tf.gather(attention, parents), tf.gather(weights[0], parents)[:, None]], axis=1)
+            steps = steps.write(t, tf.gather(weights[0], parents))
+            parent_steps = parent_steps.write(t, parents)
         states = tf.nest.map_structure(lambda s: tf.gather(s, parents), new_states)
         lengths = tf.gather(lengths, parents) + tf.cast(~was_finished, tf.int32)
         finished = was_finished | tf.equal(token, eos_id) | ~alive
         log_p = tf.where(alive, tf.reshape(best.values, [rows]), NEG)  # dead slots stay dead
-        return t + 1, token, states, log_p, sequences, lengths, finished, attention
+        return t + 1, token, states, log_p, sequences, lengths, finished, steps, parent_steps
 
-    def cond(t, tokens, states, log_p, sequences, lengths, finished, attention):
+    def cond(t, tokens, states, log_p, sequences, lengths, finished, *_):
         return (t < tf.reduce_max(limits)) & ~tf.reduce_all(finished)
 
     any_rows = lambda s: tf.TensorShape([None]).concatenate(s.shape[1:])  # noqa: E731  (known batch sizes too)
     shapes = (tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(any_rows, states),
               tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None]),
-              tf.TensorShape([None, None, None]))
-    _, _, _, log_p, sequences, lengths, finished, attention = tf.while_loop(
-        cond, body, (tf.constant(0), tokens, states, log_p, sequences, lengths, finished, attention),
+              tf.TensorShape(None), tf.TensorShape(None))
+    _, _, _, log_p, sequences, lengths, finished, steps, parent_steps = tf.while_loop(
+        cond, body, (tf.constant(0), tokens, states, log_p, sequences, lengths, finished, steps, parent_steps),
         shape_invariants=shapes)
 
     normalised = log_p / tf.pow(tf.cast(tf.maximum(lengths, 1), tf.float32), tile(penalties))
@@ -113,5 +117,19 @@ def beam_search(step, states, context, max_lengths, *, beam_size, bos_id, eos_id
     scores = tf.gather(normalised, choice, batch_dims=1)
     if not alignments:
         return chosen, scores
-    chosen_attention = tf.gather(attention, choice + tf.range(batch) * k)
-    return chosen, scores, tf.where(before_end[:, :, None], chosen_attention, 0.0)
+    memory_length = tf.shape(tf.nest.flatten(context)[0])[1]
+    attention = _traced_back(steps, parent_steps, choice + tf.range(batch) * k, memory_length)
+    return chosen, scores, tf.where(before_end[:, :, None], attention, 0.0)
+
+
+def _traced_back(steps, parent_steps, last_rows, memory_length):
+    """The attention of the hypotheses that end in `last_rows`, `[batch, L, S]`: from the last step to the
+    first, each step's row is the parent of the next step's."""
+    def back(carry, step):
+        rows, _ = carry
+        weights, parents = step
+        return tf.gather(parents, rows), tf.gather(weights, rows)
+
+    blank = tf.zeros([tf.shape(last_rows)[0], memory_length])
+    _, attention = tf.scan(back, (steps.stack(), parent_steps.stack()), initializer=(last_rows, blank), reverse=True)
+    return tf.transpose(attention, [1, 0, 2])
