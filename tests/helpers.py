@@ -44,7 +44,8 @@ COLORS = {"blue": (30, 40, 200), "green": (40, 190, 40), "red": (200, 30, 30)}
 
 
 def write_colour_folders(root, counts, size, seed):
-    """`ROOT/{split}/{blue,green,red}/*.png` for each `split: count` of `counts`: SIZExSIZE noisy squares of one colour."""
+    """`ROOT/{split}/{blue,green,red}/*.png` for each `split: count` of `counts`: SIZExSIZE squares of one colour,
+    from plain to noisy (a standard deviation drawn from 0 to 25 each), so a plain square is no stranger to a model."""
     import numpy as np
     from PIL import Image
 
@@ -53,7 +54,8 @@ def write_colour_folders(root, counts, size, seed):
         for name, color in COLORS.items():
             (root / split / name).mkdir(parents=True)
             for i in range(count):
-                pixels = np.clip(np.array(color) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype("uint8")
+                noise = rng.normal(0, rng.uniform(0, 25), (size, size, 3))
+                pixels = np.clip(np.array(color) + noise, 0, 255).astype("uint8")
                 Image.fromarray(pixels).save(root / split / name / f"{i}.png")
     return root
 
