@@ -8,15 +8,16 @@ resized, for 3-channel and 1-channel models: training (`read_class_folders`), th
 
 import functools
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import save
+from tests.helpers import REPO, save
 from toolkit.data import images
 from toolkit.preprocessing.image import (
     PILLOW_FALLBACK_MAX_DIFF,
-    decode_image,
     decode_image_with_pillow,
     decode_images,
     decode_pixels,
@@ -188,3 +189,15 @@ def test_the_serving_graph_answers_each_row_and_names_what_is_wrong_with_the_oth
     np.testing.assert_array_equal(np.concatenate([pixels[:2], pixels[2 + len(bad):]]), alone)
     empty_pixels, empty_errors = server((HEIGHT, WIDTH, 3))(tf.constant([], tf.string))
     assert empty_pixels.shape == (0, HEIGHT, WIDTH, 3) and empty_errors.shape == (0,)
+
+
+def test_reading_images_without_tensorflow_imports_neither_tensorflow_nor_keras(tmp_path):
+    """The checks and the Pillow decoder stand alone: what a TensorFlow-free path (LiteRT) will read images with."""
+    (tmp_path / "rgb.png").write_bytes(KINDS["rgb.png"])
+    code = ("import sys\n"
+            "from toolkit.preprocessing.image import check_image_header, decode_image_with_pillow, first_gif_frame\n"
+            f"data = open({str(tmp_path / 'rgb.png')!r}, 'rb').read()\n"
+            "print(check_image_header(data, 'rgb.png'), decode_image_with_pillow(first_gif_frame(data), (8, 8), 3).shape,\n"
+            "      [m for m in ('tensorflow', 'keras') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == [f"({WIDTH},", f"{HEIGHT})", "(8,", "8,", "3)", "[]"], out.stdout

@@ -16,8 +16,6 @@ import io
 import re
 import warnings
 
-import keras
-
 from toolkit.errors import ToolkitError
 from toolkit.runtime import captured_stderr
 
@@ -404,6 +402,8 @@ def augmentation(image_shape, *, translate=4, flip=True, erase=0.0, seed=None):
 
     Returns None when no augmentation is asked for.
     """
+    import keras  # here, not above: reading and checking images needs neither Keras nor TensorFlow
+
     height, width = image_shape[:2]
     layers = []
     if translate:
