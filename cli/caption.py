@@ -14,13 +14,14 @@ from cli.output import Progress, echo, echo_answer
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("captioner")
+@options.runtime
 @options.beam_size("Captions", 3)
 @options.length_penalty
 @click.option("--attention-map", "attention_map", type=click.Path(dir_okay=False), default=None,
               help="Also draw where the model looked for each word it wrote (one panel a word) into this PNG; "
                    "one image only.")
 @options.json_output
-def caption(files, model_path, beam_size, length_penalty, attention_map, as_json):
+def caption(files, model_path, runtime, beam_size, length_penalty, attention_map, as_json):
     """Caption the images in FILES (JPEG, PNG, GIF, BMP): files, folders (their image files,
     sorted by name), globs; `-` reads paths from stdin.
 
@@ -44,7 +45,7 @@ def caption(files, model_path, beam_size, length_penalty, attention_map, as_json
         if len(paths) != 1:
             raise click.UsageError("--attention-map draws the words of one image: give one image file")
         from toolkit.plots import plot_caption_attention
-    captioner = load(model_path or SHIPPED_MODEL, KIND)
+    captioner = load(model_path or SHIPPED_MODEL, KIND, runtime)
     failed = []
     progress = Progress("images", total=lambda: count_paths(files, IMAGE_SUFFIXES, sys.stdin))
     answer = functools.partial(captioner.caption, beam_size=beam_size, length_penalty=length_penalty,

@@ -12,10 +12,11 @@ from cli.output import Progress, echo, echo_answer
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("cifar10_resnet")
+@options.runtime
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also list the K most probable classes (at most the model's top list, 5 for the shipped one).")
 @options.json_output
-def classify(files, model_path, top_k, as_json):
+def classify(files, model_path, runtime, top_k, as_json):
     """Classify the images in FILES (JPEG, PNG, GIF, BMP): files, folders (their image files,
     sorted by name), globs; `-` reads paths from stdin.
 
@@ -32,7 +33,7 @@ def classify(files, model_path, top_k, as_json):
     from toolkit.tasks import load
     from toolkit.tasks.image_classification import KIND, SHIPPED_MODEL
 
-    classifier = load(model_path or SHIPPED_MODEL, KIND)
+    classifier = load(model_path or SHIPPED_MODEL, KIND, runtime)
     failed = []
     warned = False
     progress = Progress("images", total=lambda: count_paths(files, IMAGE_SUFFIXES, sys.stdin))

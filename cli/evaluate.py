@@ -85,6 +85,7 @@ def evaluate():
 
 @evaluate.command("sentiment")
 @options.model_option(text_classification.SHIPPED_MODEL)
+@options.runtime
 @click.option("--dataset", metavar="tfds:NAME", default=None, callback=options.datasets(),
               help=f"Default: IMDB, or your class folders in --data-dir. {options.TFDS_HELP} E.g. tfds:imdb_reviews; "
                    "its test split is scored (its validation split where it has none).")
@@ -92,7 +93,7 @@ def evaluate():
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @out_option
 @confusion_png_option
-def evaluate_sentiment(model_path, dataset, data_dir, batch_size, out, confusion_png):
+def evaluate_sentiment(model_path, runtime, dataset, data_dir, batch_size, out, confusion_png):
     """Accuracy of a sentiment model on the IMDB test reviews (or your class folders' test/, or a tfds set's).
 
     The report on stdout holds the confusion matrix (rows: true class); --confusion-png draws
@@ -100,11 +101,12 @@ def evaluate_sentiment(model_path, dataset, data_dir, batch_size, out, confusion
     RMSE instead, and has no matrix to draw.
     """
     evaluate_with(text_classification, model_path, "reviews", out=out, dataset=dataset, data_dir=data_dir,
-                  batch_size=batch_size, confusion_png=confusion_png_beside(out, confusion_png))
+                  batch_size=batch_size, confusion_png=confusion_png_beside(out, confusion_png), runtime=runtime)
 
 
 @evaluate.command("images")
 @options.model_option(image_classification.SHIPPED_MODEL)
+@options.runtime
 @click.option("--dataset", metavar="[" + "|".join(image_classification.DATASETS) + "|tfds:NAME]", default="cifar10",
               show_default=True, callback=options.datasets(*image_classification.DATASETS),
               help=f"{options.TFDS_HELP} E.g. tfds:mnist; its test split is scored (its validation split where it has none), "
@@ -112,7 +114,7 @@ def evaluate_sentiment(model_path, dataset, data_dir, batch_size, out, confusion
 @options.data_dir
 @out_option
 @confusion_png_option
-def evaluate_images(model_path, dataset, data_dir, out, confusion_png):
+def evaluate_images(model_path, runtime, dataset, data_dir, out, confusion_png):
     """Accuracy of an image classifier on a data set's test split (and its confusion matrix).
 
     The report on stdout holds the confusion matrix (rows: true class); --confusion-png draws it
@@ -123,7 +125,7 @@ def evaluate_images(model_path, dataset, data_dir, out, confusion_png):
       toolkit evaluate images --model models/mnist --dataset tfds:mnist --out mnist.json
     """
     evaluate_with(image_classification, model_path, "images", out=out, dataset=dataset, data_dir=data_dir,
-                  confusion_png=confusion_png_beside(out, confusion_png))
+                  confusion_png=confusion_png_beside(out, confusion_png), runtime=runtime)
 
 
 @evaluate.command("translation")
@@ -143,13 +145,15 @@ def evaluate_translation(model_path, data_dir, split, pairs, beam_size, length_p
 
 @evaluate.command("forecast")
 @options.model_option(forecasting.SHIPPED_MODEL)
+@options.runtime
 @click.option("--csv", type=click.Path(dir_okay=False), default=None, help="Default: the series the model was trained on.")
 @click.option("--column", default=None)
 @click.option("--time-column", default=None)
 @out_option
-def evaluate_forecast(model_path, csv, column, time_column, out):
+def evaluate_forecast(model_path, runtime, csv, column, time_column, out):
     """Test MAE of a forecaster (the last part of the series) next to the last-value and seasonal-naive forecasts."""
-    evaluate_with(forecasting, model_path, "windows", out=out, csv=csv, column=column, time_column=time_column)
+    evaluate_with(forecasting, model_path, "windows", out=out, csv=csv, column=column, time_column=time_column,
+                  runtime=runtime)
 
 
 @evaluate.command("captions")

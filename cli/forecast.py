@@ -14,20 +14,18 @@ from toolkit.tasks import forecasting
 @click.option("--time-column", default=None, help="The date/time column (default: the first that parses as dates).")
 @click.option("--fill", type=click.Choice(["interpolate", "error"]), default="interpolate", show_default=True)
 @options.model_option("forecast_co2")
+@options.runtime
 @options.json_output
-def forecast(csv_path, steps, column, time_column, fill, model_path, as_json):
+def forecast(csv_path, steps, column, time_column, fill, model_path, runtime, as_json):
     """Forecast the values after the end of SERIES.CSV (default: the Mauna Loa CO2 series).
 
     Prints time, forecast and, for models with a learned variance, a 95% interval,
     tab-separated. Steps past the model's horizon are forecast from its own forecasts.
     """
-    from toolkit.runtime import import_tensorflow
-
-    import_tensorflow()
     from toolkit.data import series
     from toolkit.tasks import load
 
-    forecaster = load(model_path or forecasting.SHIPPED_MODEL, forecasting.KIND)
+    forecaster = load(model_path or forecasting.SHIPPED_MODEL, forecasting.KIND, runtime)
     if csv_path is None:
         data = series.co2()
     else:

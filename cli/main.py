@@ -23,6 +23,21 @@ from toolkit import __version__
 from toolkit.errors import ToolkitError
 
 
+def version_line():
+    """`toolkit --version`: the toolkit's, and the runtimes' that answer (from package metadata: nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from toolkit.lite import runtime_version
+
+    try:
+        tensorflow = version("tensorflow")
+    except PackageNotFoundError:
+        tensorflow = "not installed"
+    litert = runtime_version() or "not installed"
+    return (f"%(prog)s %(version)s (LiteRT runtime {litert}; TensorFlow {tensorflow}; "
+            "`toolkit models` says which answers each model)")
+
+
 class ToolkitGroup(click.Group):
     """Turns the errors a user can cause into one line on stderr and a non-zero exit."""
 
@@ -39,7 +54,7 @@ class ToolkitGroup(click.Group):
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="toolkit")
+@click.version_option(__version__, prog_name="toolkit", message=version_line())
 def toolkit():
     """Train, export and serve the classic deep-learning models for text and images.
 

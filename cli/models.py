@@ -19,8 +19,9 @@ HEADLINE_SCORES = ("accuracy", "accuracy_flip_averaged", "mae", "rmse", "bleu", 
 @options.json_output
 def models(as_json):
     """List the models that commands (and `toolkit.load`) find by name: NAME, its newest
-    version (older ones in brackets), kind, headline test scores, model card and the version
-    folder used, tab-separated.
+    version (older ones in brackets), kind, the runtime that answers by default (litert:
+    the model's LiteRT form, no TensorFlow; tensorflow: its SavedModel), headline test scores,
+    model card and the version folder used, tab-separated.
 
     They are looked up in the folders of $TOOLKIT_MODELS_DIR (several separated by ':'), then
     the repository's saved_models/, then the copy installed with the package; the first
@@ -48,7 +49,9 @@ def models(as_json):
 
 def describe(name, folder):
     """What `toolkit models` says about the model in FOLDER, from its metadata; ToolkitError if that is broken."""
+    from toolkit.lite import choose_runtime
     from toolkit.serving import METADATA_PATH, model_versions, read_metadata, resolve_model_dir
+    from toolkit.tasks import TASKS
 
     version_dir = resolve_model_dir(folder)
     metadata = read_metadata(version_dir) or {}  # a SavedModel another tool wrote: no kind, no scores
@@ -58,8 +61,10 @@ def describe(name, folder):
     except (AttributeError, TypeError):
         raise ToolkitError(f"broken model metadata {version_dir / METADATA_PATH}: its metrics are not "
                            "JSON objects of scores") from None
+    converts = hasattr(TASKS.get(metadata.get("kind")), "LITE_PREDICTOR")
     return {"name": name, "version": int(version_dir.name) if version_dir.name.isdigit() else None,
-            "versions": model_versions(folder), "kind": metadata.get("kind"), "test": scores,
+            "versions": model_versions(folder), "kind": metadata.get("kind"),
+            "runtime": choose_runtime(version_dir, "auto", converts), "test": scores,
             "card": str(card) if card.is_file() else None, "folder": str(version_dir)}
 
 
@@ -82,7 +87,7 @@ def _scores(test, metadata):
 
 
 def line(record):
-    """The tab-separated line of a record: name, version, kind, scores, card, folder."""
+    """The tab-separated line of a record: name, version, kind, runtime, scores, card, folder."""
     older = [str(v) for v in record["versions"] if v != record["version"]]
     version = ("-" if record["version"] is None else str(record["version"])) + (f" ({', '.join(older)})" if older else "")
     test = record["test"]
@@ -90,7 +95,8 @@ def line(record):
         scores = "members: " + "; ".join(_text(member) or "-" for member in test["members"])
     else:
         scores = _text(test) or "-"
-    return "\t".join([record["name"], version, record["kind"] or "-", scores, record["card"] or "-", record["folder"]])
+    return "\t".join([record["name"], version, record["kind"] or "-", record["runtime"], scores, record["card"] or "-",
+                      record["folder"]])
 
 
 def _text(scores):

@@ -15,11 +15,18 @@ from toolkit.config import (
     STRATEGIES,
 )
 from toolkit.data import tfds_data
+from toolkit.lite import RUNTIMES
 
 data_dir = click.option(
     "--data-dir", type=click.Path(), default=None,
     help="Local copy of the data set (folder or archive). Default: $TOOLKIT_DATA_DIR/<dataset>, else download.")
 json_output = click.option("--json", "as_json", is_flag=True, help="Machine-readable output: one JSON object per input.")
+
+
+runtime = click.option(
+    "--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+    help="What answers: litert (the model's LiteRT form: no TensorFlow import, answers in a fraction of a second), "
+         "tensorflow (its SavedModel), or auto: LiteRT where the model has that form, else TensorFlow.")
 
 
 def model_option(default_name):

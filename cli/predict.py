@@ -17,10 +17,11 @@ TEXT_SUFFIXES = (".txt",)  # what a folder argument means: its *.txt files
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @options.model_option("sentiment")
+@options.runtime
 @options.json_output
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Reviews per forward pass.")
-def predict(files, model_path, as_json, batch_size):
+def predict(files, model_path, runtime, as_json, batch_size):
     """Classify the reviews in FILES, one review per file: files, folders (their *.txt files,
     sorted by name), globs (quoted, expanded by toolkit: no limit on their number); `-` reads
     one review from standard input.
@@ -47,7 +48,7 @@ def predict(files, model_path, as_json, batch_size):
                 failed = True
         good = [(name, text) for name, text in chunk if not isinstance(text, ToolkitError)]
         if good:
-            classifier = classifier or load(model_path or SHIPPED_MODEL, KIND)
+            classifier = classifier or load(model_path or SHIPPED_MODEL, KIND, runtime)
             for (name, _), result in zip(good, classifier.predict([text for _, text in good], batch_size=batch_size)):
                 if "value" in result:  # a regression model
                     line = f"{name}\t{result['value']:.4f}"

@@ -18,6 +18,7 @@ CHUNK = 512  # lines read, translated and printed at a time: memory stays bounde
 @click.option("--file", "path", type=click.Path(dir_okay=True), default=None,
               help="Translate every line of this file (`-`: standard input).")
 @options.model_option("translator_en_de")
+@options.runtime
 @options.beam_size("Hypotheses", 5)
 @options.length_penalty
 @options.json_output
@@ -25,7 +26,7 @@ CHUNK = 512  # lines read, translated and printed at a time: memory stays bounde
 @click.option("--attention-map", "attention_map", type=click.Path(dir_okay=False), default=None,
               help="Also draw the attention of each target token over the source tokens into this PNG; "
                    "one sentence only.")
-def translate(sentences, path, model_path, beam_size, length_penalty, as_json, batch_size, attention_map):
+def translate(sentences, path, model_path, runtime, beam_size, length_penalty, as_json, batch_size, attention_map):
     """Translate SENTENCES (or the lines of --file, or of standard input), one translation a line.
 
     Lines are read, translated and printed a chunk at a time, in order. A line that cannot be
@@ -59,7 +60,7 @@ def translate(sentences, path, model_path, beam_size, length_penalty, as_json, b
             if words >= LENGTH_CAP:
                 echo(f"Warning: sentence {number} has {words} words; only its first {LENGTH_CAP - 1} "
                      "tokens are translated (the model translates sentences, not documents)", err=True)
-        translator = translator or load(model_path or SHIPPED_MODEL, KIND)
+        translator = translator or load(model_path or SHIPPED_MODEL, KIND, runtime)
         results = iter(translator.translate([text for _, text in good], beam_size=beam_size,
                                             length_penalty=length_penalty, batch_size=batch_size,
                                             attention=bool(attention_map)))

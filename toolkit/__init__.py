@@ -6,11 +6,11 @@ submodules that need them, so the command line answers `--help` instantly.
 
 from toolkit.errors import ToolkitError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["ToolkitError", "load", "__version__"]
 
 
-def load(model):
+def load(model, runtime="auto"):
     """An exported model, ready to answer: `toolkit.load("sentiment")`.
 
     `model` is the name of a shipped or installed model (see `toolkit models`), a TF Serving
@@ -25,9 +25,12 @@ def load(model):
 
     An image is a path, encoded bytes or a numpy array; one that cannot be read gets
     `{"error": message}` in its place. Errors a caller can cause raise `toolkit.ToolkitError`.
-    TensorFlow is imported here, on first use, not by `import toolkit`.
+    `runtime` ("auto", "litert" or "tensorflow"): "auto" answers through the model's LiteRT form where
+    it has one (text and image classifiers, forecasters) without importing TensorFlow, else through
+    its SavedModel; `.runtime` on the predictor says which. TensorFlow, where needed, is imported here,
+    on first use, not by `import toolkit`.
     """
     from toolkit.tasks import load as load_model
 
-    return load_model(model)
+    return load_model(model, runtime=runtime)
 

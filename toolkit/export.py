@@ -4,11 +4,15 @@ Each task builds its `keras.export.ExportArchive` (raw inputs such as text strin
 image bytes in `serving_default`, a dict of self-explaining outputs); this module writes it.
 Beside the graph, the version folder holds `assets.extra/toolkit.json` (TF Serving's place
 for extra files): what kind of model it is and what it was trained on, so the command line
-can refuse a model of the wrong kind; and, where the task gives examples,
+can refuse a model of the wrong kind; where the task gives examples,
 `assets.extra/tf_serving_warmup_requests`: requests TF Serving replays when it loads the
-version, so that the first client does not wait for the graph to warm up.
+version, so that the first client does not wait for the graph to warm up; and, where the model
+converts, its LiteRT form in `assets.extra/litert/` (`toolkit.lite`), which the command line answers
+with without importing TensorFlow.
 """
 
+import contextlib
+import dataclasses
 import datetime
 from pathlib import Path
 
@@ -37,7 +41,7 @@ def next_version(to, name):
     return max(versions, default=0) + 1
 
 
-def write_saved_model(archive, to, name, version, metadata, warmup=None):
+def write_saved_model(archive, to, name, version, metadata, warmup=None, litert=None):
     """Writes `archive` to `TO/NAME/VERSION` through a temporary folder renamed into place.
 
     An existing version is never overwritten: TF Serving may be serving it right now. Exports
@@ -47,22 +51,48 @@ def write_saved_model(archive, to, name, version, metadata, warmup=None):
 
     `warmup`: requests TF Serving replays when it loads the version (see `write_warmup_requests`),
     checked against its signatures before the rename, so a version is never published with requests
-    that would make TF Serving refuse to load it.
+    that would make TF Serving refuse to load it. `litert`: the model's `toolkit.lite.convert.LiteForm`,
+    written into `assets.extra/litert/` in the same temporary folder.
     """
+    from toolkit.lite import LITERT_DIR
+    from toolkit.lite.convert import write_form
+
+    with new_version(to, name, version) as (tmp, facts):
+        archive.write_out(str(tmp), verbose=False)
+        write_json(tmp / METADATA_PATH, {**metadata, **facts})
+        if warmup:
+            write_warmup_requests(tmp, warmup, model_name=name)
+        if litert is not None:
+            write_form(tmp / LITERT_DIR, litert)
+    return version_dir(to, name, version)
+
+
+def write_lite_model(form, to, name, version):
+    """Writes a LiteRT form alone as `TO/NAME/VERSION` (`toolkit export --format litert`): `model.tflite`,
+    `litert.json`, the files they name and `toolkit.json`, through a temporary folder renamed into place."""
+    from toolkit.lite.convert import write_form
+
+    with new_version(to, name, version) as (tmp, facts):
+        write_form(tmp, dataclasses.replace(form, metadata={**form.metadata, **facts}), with_metadata=True)
+    return version_dir(to, name, version)
+
+
+@contextlib.contextmanager
+def new_version(to, name, version):
+    """Yields (a temporary folder, the export's facts for the metadata) that becomes `TO/NAME/VERSION` when the
+    block succeeds. An existing version is never overwritten: TF Serving may be serving it right now.
+    Exports to one model folder take turns (a lock file in it, which TF Serving ignores like any name that
+    is not a version number); what killed exports left behind is removed first."""
     target = version_dir(to, name, version)
-    metadata = {**metadata, "name": name, "version": version, "toolkit_version": toolkit.__version__,
-                "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    facts = {"name": name, "version": version, "toolkit_version": toolkit.__version__,
+             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     with folder_lock(target.parent, f"another export to {target.parent} is running; wait for it, then export again"):
         remove_leftovers(target.parent)
         if target.exists():
             raise ToolkitError(f"{target} already exists and is never overwritten; "
                                f"export as --version {next_version(to, name)}")
         with atomic_path(target) as tmp:
-            archive.write_out(str(tmp), verbose=False)
-            write_json(tmp / METADATA_PATH, metadata)
-            if warmup:
-                write_warmup_requests(tmp, warmup, model_name=name)
-    return target
+            yield tmp, facts
 
 
 def write_warmup_requests(folder, requests, model_name=None):

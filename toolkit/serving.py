@@ -20,6 +20,13 @@ SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "saved_models"
 PACKAGED_MODELS = Path(__file__).resolve().parent / "saved_models"
 # Beside the graph, TF Serving's place for extra files: what kind of model it is and what it was trained on.
 METADATA_PATH = Path("assets.extra") / "toolkit.json"
+LITE_MODEL, LITE_METADATA = "model.tflite", "toolkit.json"  # a LiteRT-only version folder (`toolkit.lite`)
+
+
+def is_version(folder):
+    """Whether `folder` is a model version: a SavedModel, or a LiteRT form alone (`toolkit export --format litert`)."""
+    folder = Path(folder)
+    return (folder / "saved_model.pb").is_file() or (folder / LITE_MODEL).is_file()
 
 
 def model_search_path():
@@ -47,14 +54,14 @@ def found_models():
     for folder in model_search_path():
         for model in sorted(_listed(folder)) if folder.is_dir() else []:
             if model.name not in found and not model.name.startswith(".") and model.is_dir() and (
-                    (model / "saved_model.pb").is_file() or any(p.name.isdigit() for p in _listed(model))):
+                    is_version(model) or any(p.name.isdigit() for p in _listed(model))):
                 found[model.name] = model
     return dict(sorted(found.items()))
 
 
 def version_folders(model):
-    """The numbered version folders of a TF Serving model folder that hold a SavedModel, newest first."""
-    versions = [p for p in _listed(model) if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    """The numbered version folders of a TF Serving model folder that hold a model (`is_version`), newest first."""
+    versions = [p for p in _listed(model) if p.name.isdigit() and is_version(p)]
     return sorted(versions, key=lambda p: int(p.name), reverse=True)
 
 
@@ -103,12 +110,12 @@ def find_model(model):
 
 
 def resolve_model_dir(path):
-    """A SavedModel folder itself, or the newest numbered version under a TF Serving model folder;
-    a path that does not exist may be a model's name (`find_model`)."""
+    """A version folder itself (a SavedModel, or a LiteRT form alone), or the newest numbered version under
+    a TF Serving model folder; a path that does not exist may be a model's name (`find_model`)."""
     path = Path(path)
     if not path.exists():
         return find_model(path)
-    if (path / "saved_model.pb").is_file():
+    if is_version(path):
         return path
     versions = version_folders(path) if path.is_dir() else []
     if versions:
@@ -119,6 +126,8 @@ def resolve_model_dir(path):
 def read_metadata(model_dir):
     """The toolkit metadata of an exported model (a JSON object with its kind), or None for a SavedModel we did not write."""
     path = Path(model_dir) / METADATA_PATH
+    if not path.exists() and not (Path(model_dir) / "saved_model.pb").is_file():
+        path = Path(model_dir) / LITE_METADATA
     if not path.exists():
         return None
     try:
@@ -176,13 +185,11 @@ class Predictor:
     op_libraries = ()
     signature_names = ("serving_default",)
     metadata_fields = {}
+    runtime = "tensorflow"  # the light predictors (`toolkit.lite.LitePredictor`) answer "litert"
 
     def __init__(self, path):
         self.signatures, self.metadata, self.model_dir = load_saved_model(path, self.kind, self.op_libraries)
-        for name, check in self.metadata_fields.items():
-            if name not in self.metadata or not check(self.metadata[name]):
-                raise ToolkitError(f"broken model metadata in {self.model_dir}: {name!r} is missing or not "
-                                   f"{check.__doc__} (a {self.kind} model needs it)")
+        check_metadata(self.metadata, self.metadata_fields, self.model_dir, self.kind)
         missing = [name for name in self.signature_names if name not in self.signatures]
         if missing:
             raise ToolkitError(f"{self.model_dir} has no {missing[0]!r} signature, which a {self.kind} model has: "
@@ -195,6 +202,14 @@ class Predictor:
             raise ToolkitError(f"{self.model_dir} has no {name!r} signature: it was exported by toolkit {exported_by}; "
                                "export its training run again with this toolkit for this feature")
         return self.signatures[name]
+
+
+def check_metadata(metadata, fields, model_dir, kind):
+    """ToolkitError unless each of `fields` ({name: check}) is in `metadata` and passes its check."""
+    for name, check in fields.items():
+        if name not in metadata or not check(metadata[name]):
+            raise ToolkitError(f"broken model metadata in {model_dir}: {name!r} is missing or not "
+                               f"{check.__doc__} (a {kind} model needs it)")
 
 
 # Checks of metadata values; each docstring says what it accepts, for the error line.
@@ -315,14 +330,15 @@ class ImagePredictor(Predictor):
         return pixels
 
 
-def answer_images(images, image_shape, answer, batch_size):
+def answer_images(images, image_shape, answer, batch_size, light=False):
     """`answer(pixels [n, h, w, c]) -> list of dicts` over `images`, in order, a batch at a time;
     `{"error": message}` in the place of each image that cannot be read, while the others are answered.
 
     An image is a path (str or os.PathLike), encoded bytes (JPEG, PNG, GIF or BMP: checked and
     decoded as the serving graph decodes them) or a numpy array `[height, width(, channels)]` of
     values in [0, 255]; an array `[n, height, width, channels]` counts as n images, and one path,
-    bytes or array as a list of one. Memory holds one batch of pixels at a time.
+    bytes or array as a list of one. Memory holds one batch of pixels at a time. `light`: read without
+    TensorFlow (`toolkit.preprocessing.image.light_pixels`), for the LiteRT path.
     """
     import itertools
 
@@ -337,28 +353,29 @@ def answer_images(images, image_shape, answer, batch_size):
     numbered = enumerate(images)
     results = []
     while batch := list(itertools.islice(numbered, batch_size)):
-        pixels = [_pixels(image, f"image {index}", image_shape) for index, image in batch]
+        pixels = [_pixels(image, f"image {index}", image_shape, light) for index, image in batch]
         good = [p for p in pixels if not isinstance(p, ToolkitError)]
         answers = iter(answer(np.stack(good)) if good else [])
         results += [{"error": str(p)} if isinstance(p, ToolkitError) else next(answers) for p in pixels]
     return results
 
 
-def _pixels(image, name, image_shape):
+def _pixels(image, name, image_shape, light=False):
     """One image as the model's pixels, or the ToolkitError that says why it is not one; a path names
-    itself in the message, other images go by `name`."""
+    itself in the message, other images go by `name`. `light`: without TensorFlow (Pillow)."""
     import numpy as np
 
-    from toolkit.preprocessing.image import MAX_IMAGE_BYTES, array_pixels, decode_pixels
+    from toolkit.preprocessing.image import MAX_IMAGE_BYTES, array_pixels, decode_pixels, light_pixels
     from toolkit.user_files import read_bytes
 
+    decode = light_pixels if light else decode_pixels
     try:
         if isinstance(image, (str, os.PathLike)):
-            return decode_pixels(read_bytes(os.fspath(image), MAX_IMAGE_BYTES), image_shape, os.fspath(image))
+            return decode(read_bytes(os.fspath(image), MAX_IMAGE_BYTES), image_shape, os.fspath(image))
         if isinstance(image, (bytes, bytearray, memoryview)):
-            return decode_pixels(bytes(image), image_shape, name)
+            return decode(bytes(image), image_shape, name)
         if isinstance(image, np.ndarray):
-            return array_pixels(image, image_shape, name)
+            return array_pixels(image, image_shape, name, light=light)
         raise ToolkitError(f"{name}: {type(image).__name__} is not an image "
                            "(a path, encoded bytes or a numpy array expected)")
     except ToolkitError as e:

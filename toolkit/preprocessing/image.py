@@ -214,15 +214,28 @@ def decode_pixels(data, image_shape, name="image"):
     return pixels
 
 
-def array_pixels(array, image_shape, name="image"):
+def light_pixels(data, image_shape, name="image"):
+    """`decode_pixels` without TensorFlow (the LiteRT path): the same checks, then Pillow imitating the graph
+    (`decode_image_with_pillow`: equal at the image's own size, at most 1 level apart after a resize).
+
+    One difference by design: Pillow keeps libjpeg's warnings to itself, so a JPEG whose data stop early
+    but which still ends with its end marker is answered (gray where data are missing), where
+    `decode_pixels` refuses it; a JPEG cut short without its end is refused by both.
+    """
+    data = checked_bytes(data, name)
+    try:
+        return decode_image_with_pillow(data, tuple(image_shape[:2]), image_shape[2]).astype("float32")
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for broken data  # noqa: BLE001
+        raise ToolkitError(f"{name}: not a readable image (truncated or corrupt data)") from None
+
+
+def array_pixels(array, image_shape, name="image", light=False):
     """The pixels the model reads from a numpy array `[height, width]` or `[height, width, 1-4 channels]`
     of values in [0, 255] (uint8, or floats that are rounded), as `decode_image` would give them for an
-    image file with those pixels; ToolkitError for an array that is no image."""
+    image file with those pixels; ToolkitError for an array that is no image. `light`: resized by Pillow
+    (`pillow_model_pixels`), without TensorFlow."""
     import numpy as np
 
-    from toolkit.runtime import import_tensorflow
-
-    tf = import_tensorflow()
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[..., None]
@@ -236,6 +249,11 @@ def array_pixels(array, image_shape, name="image"):
             raise ToolkitError(f"{name}: pixel values must be finite numbers in [0, 255]")
         array = np.round(array).astype(np.uint8)
     size, channels = tuple(image_shape[:2]), image_shape[2]
+    if light:
+        return pillow_model_pixels(array, size, channels).astype("float32")
+    from toolkit.runtime import import_tensorflow
+
+    tf = import_tensorflow()
     return model_pixels(tf.constant(array), size, channels).numpy().astype("float32")
 
 
@@ -341,6 +359,15 @@ def decode_image_with_pillow(data, size=None, channels=None):
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)
         native = _native_pixels(image, np)
+    return pillow_model_pixels(native, size, channels)
+
+
+def pillow_model_pixels(native, size=None, channels=None):
+    """`model_pixels` in Pillow and NumPy: uint8 `[height, width, c]` as stored (c from 1 to 4) -> the model's
+    uint8 `[*size, channels]` (`decode_image_with_pillow` after decoding; arrays on the light path)."""
+    import numpy as np
+    from PIL import Image
+
     size = tuple(size or native.shape[:2])
     channels = channels or (1 if native.shape[-1] <= 2 else 3)
     if native.shape[-1] >= 3:

@@ -25,6 +25,7 @@ import numpy as np
 
 from toolkit import config as settings
 from toolkit.errors import ToolkitError
+from toolkit.lite import LitePredictor, predictor
 from toolkit.serving import Predictor, number, positive_integer
 
 KIND = "forecaster"
@@ -260,47 +261,74 @@ def forecaster_archive(model, scale, gaussian):
     import keras
     import tensorflow as tf
 
-    from toolkit.models.forecaster import scale_windows, unscale_outputs
-
     window = model.input_shape[1]
     archive = keras.export.ExportArchive()
+    archive.add_endpoint("serving_default", serving_function(model, scale, gaussian),
+                         input_signature=[tf.TensorSpec(shape=(None, window), dtype=tf.float32, name="window")])
+    return archive
+
+
+def exported(run_dir):
+    """(the run's best model, its config, its export metadata): what both export forms read from a run."""
+    import toolkit.losses  # noqa: F401  (registers the loss and metric for loading)
+    from toolkit import training
+
+    config = training.read_run(Path(run_dir), KIND)
+    model = training.load_best(run_dir)
+    metadata = {"kind": KIND, "series": config["series"], "window": config["train"]["window"],
+                "horizon": config["train"]["horizon"], "step_seconds": config["step_seconds"],
+                "season": config["season"], "gaussian": config["train"]["loss"] == "gaussian",
+                "parameters": model.count_params(), "train": config["train"], "metrics": config["metrics"]}
+    return model, config, metadata
+
+
+def serving_function(model, scale, gaussian):
+    """Raw windows -> `{"forecast"}` (+ `"stddev"`): the SavedModel's and the LiteRT form's."""
+    from toolkit.models.forecaster import scale_windows, unscale_outputs
 
     def serve(values):
         mean, stddev = unscale_outputs(model(scale_windows(values, scale), training=False), values, scale, gaussian)
         return {"forecast": mean} if stddev is None else {"forecast": mean, "stddev": stddev}
 
-    archive.add_endpoint("serving_default", serve,
-                         input_signature=[tf.TensorSpec(shape=(None, window), dtype=tf.float32, name="window")])
-    return archive
+    return serve
 
 
 def export_run(run_dir, to, name, version):
-    """Exports the best model of a forecasting run as `TO/NAME/VERSION`."""
+    """Exports the best model of a forecasting run as `TO/NAME/VERSION`, with its LiteRT form."""
+    from toolkit import export
+    from toolkit.lite.convert import form_or_note
 
-    import toolkit.losses  # noqa: F401  (registers the loss and metric for loading)
-    from toolkit import export, training
-
-    run_dir = Path(run_dir)
-    config = training.read_run(run_dir, KIND)
-    model = training.load_best(run_dir)
-    gaussian = config["train"]["loss"] == "gaussian"
-    metrics = config["metrics"]
-    metadata = {"kind": KIND, "series": config["series"], "window": config["train"]["window"],
-                "horizon": config["train"]["horizon"], "step_seconds": config["step_seconds"],
-                "season": config["season"], "gaussian": gaussian, "parameters": model.count_params(),
-                "train": config["train"], "metrics": metrics}
+    model, config, metadata = exported(run_dir)
     window = [float(i) for i in range(config["train"]["window"])]  # any window: it is scaled in the graph
-    return export.write_saved_model(forecaster_archive(model, config["scale"], gaussian), to, name, version, metadata,
-                                    warmup=[("serving_default", {"window": [window]})])
+    return export.write_saved_model(forecaster_archive(model, config["scale"], metadata["gaussian"]), to, name,
+                                    version, metadata,
+                                    warmup=[("serving_default", {"window": [window]})],
+                                    litert=form_or_note(litert_form, run_dir))
 
 
-def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate", on_progress=None):
+def litert_form(run_dir):
+    """The LiteRT form: the serving function whole (raw windows in, window scaling inside), the recurrent layers
+    unrolled over the window (`toolkit.lite.convert.unrolled`)."""
+    import tensorflow as tf
+
+    from toolkit.lite.convert import LiteForm, to_litert, unrolled
+
+    model, config, metadata = exported(run_dir)
+    model = unrolled(model)
+    window = config["train"]["window"]
+    serve = serving_function(model, config["scale"], metadata["gaussian"])
+    flatbuffer = to_litert(serve, [tf.TensorSpec([None, window], tf.float32, name="window")], track=[model])
+    return LiteForm(flatbuffer, {"inputs": {"window": window}}, {}, metadata)
+
+
+def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpolate", on_progress=None,
+             runtime="auto"):
     """Test MAE of an exported forecaster next to the naive forecasts, on the split it was trained with.
 
     Without `csv`, the series is the one the model was trained on (the CO2 series for the shipped model).
     `on_progress(n, total)` is called once the n test windows are forecast (a second's work: one step).
     """
-    forecaster = Forecaster(model_path)
+    forecaster = predictor(model_path, runtime, Forecaster, LiteForecaster)
     overrides = {"csv": csv, "column": column, "time_column": time_column, "fill": fill} if csv else {}
     config = TrainConfig.from_settings({**forecaster.metadata["train"], **overrides})
     data = load_series(config)
@@ -312,32 +340,25 @@ def evaluate(model_path, csv=None, column=None, time_column=None, fill="interpol
         raise ToolkitError(f"the model's forecasts of {data.name} are not finite numbers: its values "
                            f"({np.min(data.values):g} to {np.max(data.values):g}) are out of the model's reach")
     return {**score(mean, stddev, test, data.values, forecaster.metadata["season"]), "windows": len(test.ends),
-            "series": data.name, "model_dir": str(forecaster.model_dir),
+            "series": data.name, "model_dir": str(forecaster.model_dir), "runtime": forecaster.runtime,
             "first_test_target": str(data.times[test.ends[0] + 1])[:10]}
 
 
-class Forecaster(Predictor):
-    """An exported forecaster: raw windows in, forecasts (and standard deviations) in the series' units out."""
+class ForecastAnswers:
+    """What both runtimes' forecasters share: forecasts from `predict_windows`, which each runtime has its own of."""
 
     kind = KIND
     metadata_fields = {"window": positive_integer, "horizon": positive_integer, "step_seconds": number,
                        "season": positive_integer}
 
-    def __init__(self, path):
-        super().__init__(path)
-        self.serve = self.signatures["serving_default"]
-        self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]
-
     def predict_windows(self, windows, batch_size=4096):
         """(means `[n, horizon]`, standard deviations or None) for raw windows `[n, window]`, a batch at a time."""
-        import tensorflow as tf
-
-        windows = np.asarray(windows)
+        windows = np.asarray(windows, dtype=np.float32).reshape(-1, self.metadata["window"])
         means, stddevs = [], []
         for start in range(0, max(len(windows), 1), batch_size):
-            outputs = self.serve(window=tf.constant(windows[start:start + batch_size], tf.float32))
-            means.append(outputs["forecast"].numpy())
-            stddevs.append(outputs["stddev"].numpy() if "stddev" in outputs else None)
+            outputs = self.serve_windows(windows[start:start + batch_size])
+            means.append(outputs["forecast"])
+            stddevs.append(outputs.get("stddev"))
         return np.concatenate(means), None if stddevs[0] is None else np.concatenate(stddevs)
 
     def forecast(self, series, steps=12):
@@ -391,4 +412,30 @@ class Forecaster(Predictor):
                 for place, m, s in zip(places, means[:steps], stddevs[:steps])]
 
 
+class Forecaster(ForecastAnswers, Predictor):
+    """An exported forecaster: raw windows in, forecasts (and standard deviations) in the series' units out."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.serve = self.signatures["serving_default"]
+        self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]
+
+    def serve_windows(self, windows):
+        import tensorflow as tf
+
+        return {k: v.numpy() for k, v in self.serve(window=tf.constant(windows, tf.float32)).items()}
+
+
+class LiteForecaster(ForecastAnswers, LitePredictor):
+    """`Forecaster` through the model's LiteRT form (the serving function whole, window scaling inside)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]
+
+    def serve_windows(self, windows):
+        return self.model(window=np.ascontiguousarray(windows, np.float32))
+
+
 PREDICTOR = Forecaster
+LITE_PREDICTOR = LiteForecaster

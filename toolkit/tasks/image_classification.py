@@ -18,6 +18,7 @@ import numpy as np
 from toolkit import config as settings
 from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
+from toolkit.lite import LitePredictor
 from toolkit.serving import ImagePredictor, answer_images, strings
 
 KIND = "image_classifier"
@@ -305,10 +306,7 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
     archive = keras.export.ExportArchive()  # variables are tracked through the endpoints
 
     def classify(pixels):
-        probabilities = model(pixels, training=False)
-        if flip_average:
-            probabilities = (probabilities + model(tf.image.flip_left_right(pixels), training=False)) / 2.0
-        top = tf.math.top_k(probabilities, k=k)
+        top = top_classes(model, pixels, k, flip_average)
         return {"label": tf.gather(names, top.indices[:, 0]), "probability": top.values[:, 0],
                 "top_k_labels": tf.gather(names, top.indices), "top_k_probabilities": top.values}
 
@@ -327,47 +325,85 @@ def image_classifier_archive(model, class_names, top_k=5, flip_average=False):
     return archive
 
 
-def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
-    """Exports the best model of a run as `TO/NAME/VERSION` (image bytes in, labels out).
+def top_classes(model, pixels, k, flip_average):
+    """`tf.math.top_k` of the class probabilities of float pixels `[batch, h, w, c]` (averaged with the mirrored
+    images' with `flip_average`): the numeric core that the SavedModel and the LiteRT form share."""
+    import tensorflow as tf
+
+    probabilities = model(pixels, training=False)
+    if flip_average:
+        probabilities = (probabilities + model(tf.image.flip_left_right(pixels), training=False)) / 2.0
+    return tf.math.top_k(probabilities, k=k)
+
+
+def exported(run_dir, top_k=5, flip_average=None):
+    """(the run's best model, its export metadata, k, flip_average): what both export forms read from a run.
 
     `flip_average` (test-time augmentation: average with the mirrored image) defaults to on
     for models trained with horizontal flips, which have learned both orientations.
     """
-
     import toolkit.layers.residual  # noqa: F401  (registers the custom layers for loading)
-    from toolkit import export, training
-    from toolkit.preprocessing.image import sample_png
+    from toolkit import training
 
-    run_dir = Path(run_dir)
-    config = training.read_run(run_dir, KIND)
+    config = training.read_run(Path(run_dir), KIND)
     model = training.load_best(run_dir)
-    metrics = config["metrics"]
     if flip_average is None:
         flip_average = bool(config["train"].get("flip"))
-    archive = image_classifier_archive(model, config["class_names"], top_k=top_k, flip_average=flip_average)
     metadata = {"kind": KIND, "class_names": config["class_names"], "image_shape": config["image_shape"],
                 "flip_average": bool(flip_average), "train": config["train"], "parameters": model.count_params()}
-    if metrics:
-        metadata["metrics"] = metrics
-    height, width, channels = config["image_shape"]
+    if config["metrics"]:
+        metadata["metrics"] = config["metrics"]
+    return model, metadata, min(top_k, len(config["class_names"])), flip_average
+
+
+def litert_form(run_dir, top_k=5, flip_average=None):
+    """The LiteRT form: float pixels `[batch, h, w, c]` -> `top_k_probabilities`, `top_k_indices` (decoding and the
+    class names stay in Python: `LiteImageClassifier`)."""
+    import tensorflow as tf
+
+    from toolkit.lite.convert import LiteForm, to_litert
+
+    model, metadata, k, flip_average = exported(run_dir, top_k, flip_average)
+    shape = metadata["image_shape"]
+
+    def core(pixels):
+        top = top_classes(model, pixels, k, flip_average)
+        return {"top_k_probabilities": top.values, "top_k_indices": top.indices}
+
+    flatbuffer = to_litert(core, [tf.TensorSpec([None, *shape], tf.float32, name="pixels")], track=[model])
+    return LiteForm(flatbuffer, {"inputs": {"pixels": shape}, "top_k": k}, {}, metadata)
+
+
+def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
+    """Exports the best model of a run as `TO/NAME/VERSION` (image bytes in, labels out), with its LiteRT form."""
+    from toolkit import export
+    from toolkit.lite.convert import form_or_note
+    from toolkit.preprocessing.image import sample_png
+
+    model, metadata, k, flip_average = exported(run_dir, top_k, flip_average)
+    archive = image_classifier_archive(model, metadata["class_names"], top_k=top_k, flip_average=flip_average)
+    height, width, channels = metadata["image_shape"]
     warmup = [("serving_default", {"image_bytes": [sample_png(height, width, channels)]}),
               ("predict_pixels", {"pixels": np.zeros([1, height, width, channels], "float32")})]
-    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
+    litert = form_or_note(lambda run: litert_form(run, top_k, flip_average), run_dir)
+    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup, litert=litert)
 
 
-def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, on_progress=None):
+def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, on_progress=None, runtime="auto"):
     """Accuracy of an exported image classifier on the test split (through its pixels signature).
 
     `dataset` "tfds:NAME" scores the split a run on it scores (`tfds_data.scored_images`: "test", else
     "validation", named in the report's `split`), decoded at the model's size as it is served.
     `confusion_png`: a path for a figure of the confusion matrix. `on_progress(n, total)` is
-    called as each chunk of n of the total images is scored (a command's progress bar).
+    called as each chunk of n of the total images is scored (a command's progress bar). `runtime`: which
+    answers (`toolkit.lite.choose_runtime`), named in the report.
     """
     from toolkit.data import images
+    from toolkit.lite import predictor
     from toolkit.metrics import classification_report
     from toolkit.plots import plot_confusion_matrix
 
-    classifier = ImageClassifier(model_path)
+    classifier = predictor(model_path, runtime, ImageClassifier, LiteImageClassifier)
     facts = {}  # a tfds set's report also names the split scored
     if tfds_data.is_tfds(dataset):
         tfds_data.check_name(dataset)
@@ -395,7 +431,8 @@ def evaluate(model_path, dataset="cifar10", data_dir=None, confusion_png=None, o
     seconds = time.monotonic() - start
     truth = [class_names[i] for i in test[1]]
     report = classification_report(truth, [p["label"] for p in predictions], class_names)
-    report.update(model=str(classifier.model_dir), **facts, examples=len(truth), seconds=round(seconds, 1))
+    report.update(model=str(classifier.model_dir), runtime=classifier.runtime, **facts, examples=len(truth),
+                  seconds=round(seconds, 1))
     if confusion_png:
         plot_confusion_matrix(report["confusion_matrix"], report["class_names"], confusion_png)
         report["confusion_png"] = str(confusion_png)
@@ -432,13 +469,43 @@ class ImageClassifier(ImagePredictor):
         results = []
         for start in range(0, len(pixels), batch_size):
             out = self.serve_pixels(pixels=tf.constant(np.asarray(pixels[start:start + batch_size], "float32")))
-            out = {k: v.numpy() for k, v in out.items()}
-            for row in range(len(out["label"])):
-                results.append({
-                    "label": out["label"][row].decode(), "probability": round(float(out["probability"][row]), 6),
-                    "top_k": [{"label": label.decode(), "probability": round(float(p), 6)}
-                              for label, p in zip(out["top_k_labels"][row], out["top_k_probabilities"][row])]})
+            labels = [[label.decode() for label in row] for row in out["top_k_labels"].numpy()]
+            results += map(image_answer, labels, out["top_k_probabilities"].numpy())
+        return results
+
+
+def image_answer(labels, probabilities):
+    """One image's answer from its top-k labels and probabilities, best first (both runtimes)."""
+    top = [{"label": label, "probability": round(float(p), 6)} for label, p in zip(labels, probabilities)]
+    return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
+
+
+class LiteImageClassifier(LitePredictor):
+    """`ImageClassifier` through the model's LiteRT form: images decoded by Pillow as the graph decodes them
+    (`toolkit.preprocessing.image.light_pixels`), the same answers, no TensorFlow."""
+
+    kind = KIND
+    metadata_fields = ImageClassifier.metadata_fields
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.image_shape = tuple(self.metadata["image_shape"])
+        self.class_names = self.metadata["class_names"]
+
+    def predict(self, images, batch_size=256):
+        """`ImageClassifier.predict`."""
+        return answer_images(images, self.image_shape, lambda pixels: self.predict_pixels(pixels, batch_size),
+                             batch_size, light=True)
+
+    def predict_pixels(self, pixels, batch_size=256):
+        """`ImageClassifier.predict_pixels`."""
+        results = []
+        for start in range(0, len(pixels), batch_size):
+            out = self.model(pixels=np.ascontiguousarray(pixels[start:start + batch_size], "float32"))
+            labels = [[self.class_names[i] for i in row] for row in out["top_k_indices"]]
+            results += map(image_answer, labels, out["top_k_probabilities"])
         return results
 
 
 PREDICTOR = ImageClassifier
+LITE_PREDICTOR = LiteImageClassifier

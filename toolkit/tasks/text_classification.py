@@ -14,6 +14,7 @@ from pathlib import Path
 from toolkit import config as settings
 from toolkit.data import tfds_data
 from toolkit.errors import ToolkitError
+from toolkit.lite import LitePredictor
 from toolkit.serving import Predictor, batch_size_of, in_length_order, plain, strings, texts_of
 
 KIND = "text_classifier"
@@ -263,11 +264,10 @@ def text_classifier_archive(members, class_names, task):
     return archive
 
 
-def export_run(run_dirs, to, name, version):
-    """Exports the best model of a run (or, given several runs, the average of theirs) as `TO/NAME/VERSION`."""
-
+def exported(run_dirs):
+    """([(model, preprocessor)] of the runs' best models, the export metadata): what both export forms read."""
     import toolkit.models.text_classifier  # noqa: F401  (registers the custom layers for loading)
-    from toolkit import export, training
+    from toolkit import training
     from toolkit.preprocessing.text import TextPreprocessor
 
     run_dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
@@ -281,7 +281,6 @@ def export_run(run_dirs, to, name, version):
                         TextPreprocessor.load(run_dir)))
         configs.append(config)
     first = configs[0]
-    archive = text_classifier_archive(members, first["class_names"], first["task"])
     metadata = {"kind": KIND, "task": first["task"], "class_names": first["class_names"],
                 "parameters": sum(model.count_params() for model, _ in members)}
     if len(members) == 1:
@@ -289,24 +288,60 @@ def export_run(run_dirs, to, name, version):
     else:
         metadata["ensemble"] = [{"run": str(run_dir), "train": c["train"], "metrics": c["metrics"]}
                                 for run_dir, c in zip(run_dirs, configs)]
+    return members, metadata
+
+
+def export_run(run_dirs, to, name, version):
+    """Exports the best model of a run (or, given several runs, the average of theirs) as `TO/NAME/VERSION`,
+    with its LiteRT form."""
+    from toolkit import export
+    from toolkit.lite.convert import form_or_note
+
+    members, metadata = exported(run_dirs)
+    archive = text_classifier_archive(members, metadata["class_names"], metadata["task"])
     warmup = [("serving_default", {"text": ["A wonderful film.", "Dull and far too long."]})]
-    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup)
+    return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup,
+                                    litert=form_or_note(litert_form, run_dirs))
 
 
-def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None, dataset=None):
+def litert_form(run_dirs):
+    """The LiteRT form: each member's token ids `token_ids_1`, ... -> `outputs`, the members' mean output (the
+    recurrent layers as while loops: `toolkit.lite.recurrent`). Tokenising stays in Python
+    (`toolkit.preprocessing.tokens`, the graph's rules), so each member's vocabulary is written beside it."""
+    import tensorflow as tf
+
+    from toolkit.lite.convert import LiteForm, to_litert
+    from toolkit.lite.recurrent import classifier_function
+
+    members, metadata = exported(run_dirs)
+    models = [model for model, _ in members]
+    inputs, files = [], {}
+    for i, (_, preprocessor) in enumerate(members, start=1):
+        inputs.append({"name": f"token_ids_{i}", "vocabulary": f"vocabulary_{i}.txt",
+                       "max_length": preprocessor.max_length})
+        files[f"vocabulary_{i}.txt"] = "\n".join(preprocessor.vocabulary) + "\n"
+    signature = [tf.TensorSpec([None, None], tf.int32, name=spec["name"]) for spec in inputs]
+    flatbuffer = to_litert(classifier_function(models), signature, track=models)
+    return LiteForm(flatbuffer, {"inputs": inputs, "output": "outputs", "task": metadata["task"]}, files, metadata)
+
+
+def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None, dataset=None,
+             runtime="auto"):
     """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`).
 
     `dataset` "tfds:NAME" scores the split a run on it scores instead (`tfds_data.scored_texts`:
     "test", else "validation", named in the report's `split`), `data_dir` being tfds' data_dir.
     `confusion_png`: a path for a figure of the confusion matrix (a regression model has none:
     a note says so). `on_progress(n, total)` is called as each chunk of n of the total reviews
-    is scored (a command's progress bar).
+    is scored (a command's progress bar). `runtime`: which answers (`toolkit.lite.choose_runtime`), named in
+    the report.
     """
     from toolkit.data import imdb, text_folders
+    from toolkit.lite import predictor
     from toolkit.metrics import classification_report
     from toolkit.plots import plot_confusion_matrix
 
-    classifier = TextClassifier(model_path)
+    classifier = predictor(model_path, runtime, TextClassifier, LiteTextClassifier)
     class_names = classifier.class_names
     facts = {}  # a tfds set's report also names the split scored
     if dataset is not None:
@@ -340,7 +375,8 @@ def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_pr
         report = {"mae": sum(errors) / len(errors), "rmse": (sum(e * e for e in errors) / len(errors)) ** 0.5}
     else:
         report = classification_report(labels, [p["label"] for p in predictions], class_names)
-    report.update(model=str(classifier.model_dir), **facts, examples=len(texts), seconds=round(seconds, 1),
+    report.update(model=str(classifier.model_dir), runtime=classifier.runtime, **facts, examples=len(texts),
+                  seconds=round(seconds, 1),
                   examples_per_second=round(len(texts) / seconds, 1))
     if confusion_png and "confusion_matrix" not in report:
         print(f"Note: a regression model has no confusion matrix; {confusion_png} was not written", file=sys.stderr)
@@ -376,4 +412,54 @@ class TextClassifier(Predictor):
         return results
 
 
+class LiteTextClassifier(LitePredictor):
+    """`TextClassifier` through the model's LiteRT form: each member's token ids made in Python by the graph's
+    rules (`toolkit.preprocessing.tokens`), its label and probability computed as the graph computes them."""
+
+    kind = KIND
+    metadata_fields = TextClassifier.metadata_fields
+
+    def __init__(self, path):
+        from toolkit.preprocessing.tokens import Vocabulary
+
+        super().__init__(path)
+        self.class_names = self.metadata["class_names"]
+        self.task = self.metadata.get("task", "binary")
+        try:
+            self.members = [(spec["name"], Vocabulary.read(self.lite_dir / Path(spec["vocabulary"]).name),
+                             int(spec["max_length"])) for spec in self.config["inputs"]]
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise ToolkitError(f"broken LiteRT model description in {self.lite_dir}: {e}") from None
+
+    def predict(self, texts, batch_size=64):
+        """`TextClassifier.predict`."""
+        from toolkit.preprocessing.tokens import padded
+
+        texts, batch_size = texts_of(texts), batch_size_of(batch_size)
+        results = [None] * len(texts)
+        for chunk in in_length_order(texts, batch_size):
+            inputs = {name: padded([vocabulary.ids(texts[i], max_length) for i in chunk])
+                      for name, vocabulary, max_length in self.members}
+            for i, answer in zip(chunk, self.answers(self.model(**inputs)["outputs"])):
+                results[i] = answer
+        return results
+
+    def answers(self, outputs):
+        """The graph's answers (`text_classifier_archive`) from the members' mean output, in float32 as there."""
+        import numpy as np
+
+        outputs = np.asarray(outputs, np.float32)
+        if self.task == "regression":
+            return [{"value": plain(v)} for v in outputs[:, 0]]
+        if self.task == "binary":
+            p = outputs[:, 0]
+            positive = p >= np.float32(0.5)
+            labels, probabilities = positive.astype(int), np.where(positive, p, np.float32(1.0) - p)
+        else:
+            labels, probabilities = outputs.argmax(axis=-1), outputs.max(axis=-1)
+        return [{"label": self.class_names[label], "probability": plain(probability)}
+                for label, probability in zip(labels, probabilities)]
+
+
 PREDICTOR = TextClassifier
+LITE_PREDICTOR = LiteTextClassifier
