@@ -88,6 +88,24 @@ def tiny_image_model(tiny_image_run, tmp_path_factory):
     return models / "colors"
 
 
+@pytest.fixture(scope="session")
+def tiny_forecaster(tmp_path_factory):
+    """A tiny LSTM forecaster (Gaussian) of a daily series with a weekly cycle, exported as MODELS/sales/1;
+    returns (the run folder, MODELS/sales, the series' CSV)."""
+    import numpy as np
+
+    from toolkit.tasks.forecasting import TrainConfig, export_run, train
+
+    root = tmp_path_factory.mktemp("tiny_forecaster")
+    t = np.arange(200)
+    values = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 7) + np.random.default_rng(0).normal(0, 0.1, len(t))
+    days = np.datetime64("2020-01-01") + t
+    (root / "s.csv").write_text("day,sales\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, values)))
+    train(TrainConfig(csv=str(root / "s.csv"), window=14, horizon=7, units=8, epochs=2, batch_size=16), root / "run")
+    export_run(root / "run", root / "models", "sales", 1)
+    return root / "run", root / "models" / "sales", root / "s.csv"
+
+
 # === A toy language pair (helpers.LEXICON): word for word, so a tiny model learns it in seconds ===
 
 @pytest.fixture(scope="session")

@@ -98,12 +98,12 @@ def test_forecast_of_a_non_finite_series_is_an_error_not_nan(tmp_path, last):
 
 
 def test_a_non_finite_forecast_is_an_error_never_printed(tmp_path, monkeypatch):
-    from toolkit.tasks.forecasting import Forecaster
+    from toolkit.tasks.forecasting import ForecastAnswers
 
     def predict_windows(self, windows, batch_size=4096):
         return np.full((len(windows), self.horizon), np.nan), np.full((len(windows), self.horizon), np.inf)
 
-    monkeypatch.setattr(Forecaster, "predict_windows", predict_windows)
+    monkeypatch.setattr(ForecastAnswers, "predict_windows", predict_windows)
     result = CliRunner().invoke(toolkit, ["forecast", str(weekly(tmp_path / "s.csv")), "--json"])
     assert "not a finite number" in one_error_line(result)
     assert result.stdout == ""
@@ -187,7 +187,7 @@ def test_forecast_json_is_strict_and_evaluate_refuses_non_finite_forecasts(tmp_p
     import json
 
     from toolkit.serving import models_dir
-    from toolkit.tasks.forecasting import Forecaster, evaluate
+    from toolkit.tasks.forecasting import ForecastAnswers, evaluate
 
     result = CliRunner().invoke(toolkit, ["forecast", str(weekly(tmp_path / "s.csv")), "--json", "--steps", "3"])
     assert result.exit_code == 0, result.output
@@ -198,6 +198,6 @@ def test_forecast_json_is_strict_and_evaluate_refuses_non_finite_forecasts(tmp_p
     def predict_windows(self, windows, batch_size=4096):
         return np.full((len(windows), self.horizon), np.nan), None
 
-    monkeypatch.setattr(Forecaster, "predict_windows", predict_windows)
+    monkeypatch.setattr(ForecastAnswers, "predict_windows", predict_windows)
     with pytest.raises(ToolkitError, match="forecasts of co2 are not finite numbers"):
         evaluate(models_dir() / "forecast_co2")

@@ -36,15 +36,17 @@ def test_the_shipped_models_with_their_headline_scores(monkeypatch):
     assert result.exit_code == 0, result.output
     rows = {row[0]: row for row in (line.split("\t") for line in lines)}
     assert sorted(rows) == sorted(p.name for p in SHIPPED.iterdir() if model_versions(p))
-    assert all(len(row) == 6 for row in rows.values())
+    assert all(len(row) == 7 for row in rows.values())
     newest, *older = model_versions(SHIPPED / "cifar10_resnet")
     version = f"{newest} ({', '.join(map(str, older))})" if older else str(newest)
-    assert rows["cifar10_resnet"][1:4] == [version, "image_classifier", "accuracy 0.8955, accuracy_flip_averaged 0.9049"]
-    assert rows["translator_en_de"][2:4] == ["translator", "bleu 34.79, chrf 59.56"]
-    assert rows["captioner"][3] == "bleu_4 20.49, cider_d 51.85"  # the beam size it serves with (3)
-    assert rows["forecast_co2"][3].startswith("mae 0.6027")  # the model's, not the baselines'
-    assert rows["sentiment"][3] == "members: accuracy 0.8724; accuracy 0.8772; accuracy 0.8799"  # an ensemble
-    assert rows["sentiment"][4:] == [str(SHIPPED / "sentiment" / "MODEL_CARD.md"),
+    assert rows["cifar10_resnet"][1:5] == [version, "image_classifier", "litert",
+                                           "accuracy 0.8955, accuracy_flip_averaged 0.9049"]
+    assert rows["translator_en_de"][2:5] == ["translator", "tensorflow", "bleu 34.79, chrf 59.56"]  # no LiteRT form
+    assert rows["captioner"][4] == "bleu_4 20.49, cider_d 51.85"  # the beam size it serves with (3)
+    assert rows["forecast_co2"][3:5] == ["litert", rows["forecast_co2"][4]] and rows["forecast_co2"][4].startswith(
+        "mae 0.6027")  # the model's, not the baselines'
+    assert rows["sentiment"][3:5] == ["litert", "members: accuracy 0.8724; accuracy 0.8772; accuracy 0.8799"]
+    assert rows["sentiment"][5:] == [str(SHIPPED / "sentiment" / "MODEL_CARD.md"),
                                      str(resolve_model_dir(SHIPPED / "sentiment"))]
 
 
@@ -56,7 +58,7 @@ def test_json_is_one_strict_object_per_model(monkeypatch):
     versions = model_versions(SHIPPED / "cifar10_resnet")
     assert records["cifar10_resnet"] == {
         "name": "cifar10_resnet", "version": versions[0], "versions": versions, "kind": "image_classifier",
-        "test": {"accuracy": 0.8955, "accuracy_flip_averaged": 0.9049},
+        "runtime": "litert", "test": {"accuracy": 0.8955, "accuracy_flip_averaged": 0.9049},
         "card": str(SHIPPED / "cifar10_resnet" / "MODEL_CARD.md"),
         "folder": str(SHIPPED / "cifar10_resnet" / str(versions[0]))}
     assert [m["accuracy"] for m in records["sentiment"]["test"]["members"]] == pytest.approx([0.8724, 0.8772, 0.8799],
@@ -75,10 +77,10 @@ def test_the_search_path_in_order_newest_versions_and_models_of_other_tools(tmp_
     result, lines = run_models()
     assert result.exit_code == 0, result.output
     rows = {row[0]: row for row in (line.split("\t") for line in lines)}
-    assert rows["sentiment"][3:] == ["accuracy 0.5", "-", str(first / "sentiment" / "1")]  # the first of a name wins
-    assert rows["mine"][1:] == ["3 (1)", "text_classifier", "mae 0.125", str(second / "mine" / "MODEL_CARD.md"),
-                                str(second / "mine" / "3")]
-    assert rows["other"][1:4] == ["1", "-", "-"]
+    assert rows["sentiment"][4:] == ["accuracy 0.5", "-", str(first / "sentiment" / "1")]  # the first of a name wins
+    assert rows["mine"][1:] == ["3 (1)", "text_classifier", "tensorflow", "mae 0.125",
+                                str(second / "mine" / "MODEL_CARD.md"), str(second / "mine" / "3")]
+    assert rows["other"][1:5] == ["1", "-", "tensorflow", "-"]
     assert "notes" not in rows and "cifar10_resnet" in rows  # the shipped ones come after
 
 

@@ -86,7 +86,7 @@ def add_litert(run_dirs, model_dir):
 
     task, runs = _runs_of_one_task(run_dirs)
     kind, _ = model_kind(model_dir)
-    if kind != task.KIND:
+    if task_for_kind(kind, f"the model in {model_dir}") is not task:
         raise ToolkitError(f"--into {model_dir} holds a {kind!r} model, the runs a {task.KIND!r} one")
     return add_to_version(_litert_form(task, runs), model_dir)
 
