@@ -1,6 +1,5 @@
 """Text to token ids: one standardisation and one vocabulary, for training and serving alike."""
 
-import string
 from pathlib import Path
 
 import keras
@@ -8,8 +7,9 @@ import tensorflow as tf
 
 from toolkit.atomic import read_json, write_json, write_text
 from toolkit.errors import ToolkitError
+from toolkit.preprocessing.tokens import APOSTROPHE, LINE_BREAK, PUNCTUATION
 
-_PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation if c != "'") + "]"
+_PUNCTUATION = "[" + "".join("\\" + c for c in PUNCTUATION) + "]"
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -17,12 +17,13 @@ def standardize_text(text):
     """Lower-cases, turns HTML line breaks and punctuation into spaces and drops apostrophes.
 
     Invalid UTF-8 is replaced rather than failing, so any bytes a client sends get an answer.
+    The rules' constants live in `toolkit.preprocessing.tokens`, which computes the same in plain Python.
     """
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
     text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    text = tf.strings.regex_replace(text, LINE_BREAK, " ")
     text = tf.strings.regex_replace(text, _PUNCTUATION, " ")
-    return tf.strings.regex_replace(text, "'", "")
+    return tf.strings.regex_replace(text, APOSTROPHE, "")
 
 
 class TextPreprocessor:
