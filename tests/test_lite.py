@@ -20,7 +20,7 @@ WITHOUT_TENSORFLOW = """
 import json, sys
 from click.testing import CliRunner
 from cli.main import toolkit
-answers = [CliRunner().invoke(toolkit, json.loads(args)).output for args in sys.argv[1:]]
+answers = [CliRunner().invoke(toolkit, json.loads(args)).stdout for args in sys.argv[1:]]
 print(json.dumps({"answers": answers, "imported": sorted(m for m in ("tensorflow", "keras", "jax", "torch")
                                                          if m in sys.modules)}))
 """
