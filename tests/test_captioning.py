@@ -145,7 +145,9 @@ def test_serving_signatures_in_a_fresh_process(tiny_captioner, tiny_caption_run,
     out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tiny_captioner / "1"), json.dumps(files)],
                          capture_output=True, text=True, check=True)
     served = json.loads(out.stdout.strip().splitlines()[-1])
-    assert served["1"] == served["3"]
+    assert [row[0] for row in served["1"]] == [row[0] for row in served["3"]]  # the batch changes no caption
+    # and its scores only in the last bits: a matrix product's kernel may block its sums by the batch's size
+    np.testing.assert_allclose([row[1] for row in served["1"]], [row[1] for row in served["3"]], rtol=1e-5)
 
     model = keras.saving.load_model(tiny_caption_run / "best.keras", compile=False)
     graph = CaptionGraph(model, load_tokenizer(tiny_caption_run, "caption"))

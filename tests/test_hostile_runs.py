@@ -111,8 +111,10 @@ def test_broken_metadata_is_one_line(runner, tiny_model, tmp_path, edit, message
 def test_a_kind_whose_signatures_the_graph_lacks_is_one_line(runner, tiny_model, tmp_path, photos):
     version = broken_copy(tiny_model, tmp_path, lambda meta: {**meta, "kind": "image_classifier",
                                                               "image_shape": [16, 16, 3]})
-    result = runner.invoke(toolkit, ["classify", str(photos["red.jpg"]), "--model", str(version)])
+    result = runner.invoke(toolkit, ["classify", str(photos["red.jpg"]), "--model", str(version), "--runtime", "tensorflow"])
     assert "no 'predict_pixels' signature" in one_error_line(result)
+    result = runner.invoke(toolkit, ["classify", str(photos["red.jpg"]), "--model", str(version)])
+    assert "no 'pixels' input" in one_error_line(result)
 
 
 # === Options and inputs ===

@@ -27,7 +27,7 @@ def test_mixed_precision_trains_resumes_and_exports_float32(text_data, tmp_path,
         assert int(trained.optimizer.iterations) > 0
 
     export_runs([run_dir], tmp_path / "models", "sentiment", 1)
-    classifier = load(tmp_path / "models" / "sentiment")
+    classifier = load(tmp_path / "models" / "sentiment", runtime="tensorflow")
     outputs = classifier.signatures["serving_default"].structured_outputs
     assert outputs["probability"].dtype.name == "float32"
     reviews = ["A wonderful film, brilliant actors.", "Boring and dull, I hated it."]

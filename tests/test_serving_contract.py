@@ -785,7 +785,7 @@ def check_model(model_dir, label, examples, tf_serving, readme_answers=True):
     start = time.monotonic()
     metadata = read_metadata(model_dir)
     kind = metadata["kind"]
-    api = toolkit.tasks.load(model_dir)
+    api = toolkit.tasks.load(model_dir, runtime="tensorflow")  # the light path's parity: tests/test_lite.py
     promised = contract(kind, metadata, api)
     photo = photos(kind)[0]
     requests = []  # (signature name, body, README answer line or None, where)

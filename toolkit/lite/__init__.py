@@ -142,6 +142,7 @@ class LitePredictor:
 
     kind = None
     metadata_fields = {}
+    input_names = ()  # what the flatbuffer's signature must take (a text classifier's come from litert.json)
     runtime = "litert"
 
     def __init__(self, path):
@@ -157,6 +158,14 @@ class LitePredictor:
             raise ToolkitError(f"{self.model_dir} has no LiteRT form; use --runtime tensorflow")
         self.config = read_config(self.lite_dir)
         self.model = LiteModel(self.lite_dir)
+        self.check_inputs(self.input_names)
+
+    def check_inputs(self, names):
+        """ToolkitError unless the flatbuffer's signature takes each of `names`."""
+        missing = [name for name in names if name not in self.model.input_names]
+        if missing:
+            raise ToolkitError(f"{self.model_dir} has no {missing[0]!r} input in its LiteRT form, which a {self.kind} "
+                               "model has: its graph and its metadata do not belong together")
 
 
 def predictor(model, runtime, full, light=None):

@@ -429,6 +429,8 @@ class Forecaster(ForecastAnswers, Predictor):
 class LiteForecaster(ForecastAnswers, LitePredictor):
     """`Forecaster` through the model's LiteRT form (the serving function whole, window scaling inside)."""
 
+    input_names = ("window",)
+
     def __init__(self, path):
         super().__init__(path)
         self.window, self.horizon = self.metadata["window"], self.metadata["horizon"]

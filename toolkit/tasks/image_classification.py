@@ -486,6 +486,7 @@ class LiteImageClassifier(LitePredictor):
 
     kind = KIND
     metadata_fields = ImageClassifier.metadata_fields
+    input_names = ("pixels",)
 
     def __init__(self, path):
         super().__init__(path)

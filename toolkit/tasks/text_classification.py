@@ -430,6 +430,7 @@ class LiteTextClassifier(LitePredictor):
                              int(spec["max_length"])) for spec in self.config["inputs"]]
         except (KeyError, TypeError, ValueError, OSError) as e:
             raise ToolkitError(f"broken LiteRT model description in {self.lite_dir}: {e}") from None
+        self.check_inputs([name for name, _, _ in self.members])
 
     def predict(self, texts, batch_size=64):
         """`TextClassifier.predict`."""
