@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.helpers import hostile, one_error_line
+from tests.helpers import SHARED_DATA, hostile, needs_data, one_error_line
 from toolkit.errors import ToolkitError
 from toolkit.lite import LITERT_DIR, choose_runtime, lite_dir
 
@@ -180,3 +180,40 @@ def test_models_and_version_name_the_runtime(tiny_image_model, tiny_translator, 
     runtimes = {r["name"]: r["runtime"] for r in map(json.loads, result.stdout.splitlines())}
     assert runtimes[tiny_image_model.name] == "litert" and runtimes[tiny_translator.name] == "tensorflow"
     assert "LiteRT runtime" in CliRunner().invoke(toolkit, ["--version"]).stdout
+
+
+# === The shipped models on the full test splits (slow: `pytest -m slow tests/test_lite.py`) ===
+
+@pytest.mark.slow
+@needs_data("imdb")
+def test_all_imdb_test_reviews_get_the_same_labels_on_both_runtimes():
+    import toolkit as api
+    from toolkit.data import imdb
+
+    test = imdb.find_root(str(SHARED_DATA / "imdb")) / "test"
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(test.glob("*/*.txt"))]
+    assert len(texts) == 25_000
+    light = api.load("sentiment", runtime="litert").predict(texts)
+    full = api.load("sentiment", runtime="tensorflow").predict(texts)
+    assert [a["label"] for a in light] == [b["label"] for b in full]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(light, full)) <= 1e-4
+
+
+@pytest.mark.slow
+@needs_data("cifar10")
+def test_all_cifar10_test_jpegs_get_the_same_top1_on_both_runtimes():
+    import tarfile
+
+    import toolkit as api
+
+    with tarfile.open(SHARED_DATA / "cifar10" / "cifar10-jpeg.tar.gz") as archive:
+        test = [(m.name.split("/")[-2], archive.extractfile(m).read()) for m in archive
+                if m.isfile() and "/test/" in m.name]
+    assert len(test) == 10_000
+    truth, images = zip(*test)
+    light = api.load("cifar10_resnet", runtime="litert").predict(list(images))
+    full = api.load("cifar10_resnet", runtime="tensorflow").predict(list(images))
+    same = sum(a["label"] == b["label"] for a, b in zip(light, full))
+    assert same >= 0.999 * len(truth)
+    accuracy = [sum(a["label"] == t for a, t in zip(answers, truth)) / len(truth) for answers in (light, full)]
+    assert abs(accuracy[0] - accuracy[1]) <= 0.0005 and accuracy[0] > 0.89
