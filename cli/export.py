@@ -5,7 +5,7 @@ import click
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--name", default=None, help="Model name: the folder TF Serving serves it under (required but with --into).")
+@click.option("--name", default=None, help="Model name: the folder TF Serving serves it under (required, except with --into).")
 @click.option("--version", type=int, default=None, help="Version number (default: the next free one). Never overwritten.")
 @click.option("--to", "to", type=click.Path(file_okay=False), default="saved_models", show_default=True)
 @click.option("--format", "export_format", type=click.Choice(["saved_model", "litert"]), default="saved_model",
