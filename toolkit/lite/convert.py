@@ -53,6 +53,7 @@ def to_litert(function, input_signature, track=()):
     for model in track:
         archive.track(model)
     archive.add_endpoint(SIGNATURE, function, input_signature=input_signature)
+    stderr = None
     try:
         with tempfile.TemporaryDirectory() as folder, captured_stderr() as stderr:
             archive.write_out(folder, verbose=False)
@@ -61,7 +62,7 @@ def to_litert(function, input_signature, track=()):
             converter.allow_custom_ops = False
             return converter.convert()
     except Exception as e:  # ConverterError, or an error of the MLIR passes  # noqa: BLE001
-        text = f"{e}\n{stderr.text}" if "stderr" in locals() else str(e)
+        text = f"{e}\n{stderr.text}" if stderr is not None else str(e)
         reason = next((line.strip() for line in text.splitlines() if "op" in line and "error" in line.lower()),
                       text.strip().splitlines()[0] if text.strip() else type(e).__name__)
         raise ToolkitError(f"the model does not convert to LiteRT builtin ops: {reason[:300]}") from None
@@ -83,19 +84,20 @@ def unrolled(model):
                 unroll(value)
         return config
 
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a Keras model. Received: {type(model).__name__}")
     copy = model.__class__.from_config(unroll(model.get_config()))
     copy.set_weights(model.get_weights())
-    if not isinstance(copy, keras.Model):
-        raise TypeError(f"expected a Keras model. Received: {type(model).__name__}")
     return copy
 
 
 def form_or_note(litert_form, run_dirs):
-    """`litert_form(run_dirs)`, or None and one `Note:` line on stderr where the model does not convert:
-    the SavedModel is still exported, and answered through TensorFlow."""
+    """`litert_form(run_dirs)`, or None and one `Note:` line on stderr where the model does not convert (a graph
+    with ops that are no builtins, or a model the rewrites do not cover): the SavedModel is still exported, and
+    answered through TensorFlow."""
     try:
         return litert_form(run_dirs)
-    except ToolkitError as e:
+    except (ToolkitError, ValueError) as e:
         print(f"Note: no LiteRT form written ({e}); the SavedModel answers through TensorFlow", file=sys.stderr)
         return None
 
