@@ -217,3 +217,19 @@ def test_all_cifar10_test_jpegs_get_the_same_top1_on_both_runtimes():
     assert same >= 0.999 * len(truth)
     accuracy = [sum(a["label"] == t for a, t in zip(answers, truth)) / len(truth) for answers in (light, full)]
     assert abs(accuracy[0] - accuracy[1]) <= 0.0005 and accuracy[0] > 0.89
+
+
+def test_a_model_that_does_not_convert_is_exported_with_a_note(tiny_run, tmp_path, monkeypatch, capsys):
+    import toolkit.lite.recurrent
+    from toolkit.tasks import export_runs
+
+    def refuse(models):
+        raise ValueError("cell 'xlstm' is not covered")
+
+    monkeypatch.setattr(toolkit.lite.recurrent, "classifier_function", refuse)
+    version = export_runs([tiny_run], tmp_path, "sentiment", 1)
+    assert (version / "saved_model.pb").is_file() and lite_dir(version) is None
+    note = capsys.readouterr().err.strip().splitlines()
+    assert note == ["Note: no LiteRT form written (cell 'xlstm' is not covered); the SavedModel answers through "
+                    "TensorFlow"]
+    assert choose_runtime(version) == "tensorflow"
