@@ -91,12 +91,12 @@ def unrolled(model):
     return copy
 
 
-def form_or_note(litert_form, run_dirs):
-    """`litert_form(run_dirs)`, or None and one `Note:` line on stderr where the model does not convert (a graph
+def form_or_note(make_form):
+    """`make_form()`, or None and one `Note:` line on stderr where the model does not convert (a graph
     with ops that are no builtins, or a model the rewrites do not cover): the SavedModel is still exported, and
     answered through TensorFlow."""
     try:
-        return litert_form(run_dirs)
+        return make_form()
     except (ToolkitError, ValueError) as e:
         print(f"Note: no LiteRT form written ({e}); the SavedModel answers through TensorFlow", file=sys.stderr)
         return None

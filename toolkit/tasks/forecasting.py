@@ -303,17 +303,21 @@ def export_run(run_dir, to, name, version):
     return export.write_saved_model(forecaster_archive(model, config["scale"], metadata["gaussian"]), to, name,
                                     version, metadata,
                                     warmup=[("serving_default", {"window": [window]})],
-                                    litert=form_or_note(litert_form, run_dir))
+                                    litert=form_or_note(lambda: lite_form(model, config, metadata)))
 
 
 def litert_form(run_dir):
     """The LiteRT form: the serving function whole (raw windows in, window scaling inside), the recurrent layers
     unrolled over the window (`toolkit.lite.convert.unrolled`)."""
+    return lite_form(*exported(run_dir))
+
+
+def lite_form(model, config, metadata):
+    """`litert_form` of what `exported` read from a run."""
     import tensorflow as tf
 
     from toolkit.lite.convert import LiteForm, to_litert, unrolled
 
-    model, config, metadata = exported(run_dir)
     model = unrolled(model)
     window = config["train"]["window"]
     serve = serving_function(model, config["scale"], metadata["gaussian"])

@@ -359,11 +359,15 @@ def exported(run_dir, top_k=5, flip_average=None):
 def litert_form(run_dir, top_k=5, flip_average=None):
     """The LiteRT form: float pixels `[batch, h, w, c]` -> `top_k_probabilities`, `top_k_indices` (decoding and the
     class names stay in Python: `LiteImageClassifier`)."""
+    return lite_form(*exported(run_dir, top_k, flip_average))
+
+
+def lite_form(model, metadata, k, flip_average):
+    """`litert_form` of what `exported` read from a run."""
     import tensorflow as tf
 
     from toolkit.lite.convert import LiteForm, to_litert
 
-    model, metadata, k, flip_average = exported(run_dir, top_k, flip_average)
     shape = metadata["image_shape"]
 
     def core(pixels):
@@ -385,7 +389,7 @@ def export_run(run_dir, to, name, version, top_k=5, flip_average=None):
     height, width, channels = metadata["image_shape"]
     warmup = [("serving_default", {"image_bytes": [sample_png(height, width, channels)]}),
               ("predict_pixels", {"pixels": np.zeros([1, height, width, channels], "float32")})]
-    litert = form_or_note(lambda run: litert_form(run, top_k, flip_average), run_dir)
+    litert = form_or_note(lambda: lite_form(model, metadata, k, flip_average))
     return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup, litert=litert)
 
 

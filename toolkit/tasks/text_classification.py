@@ -301,19 +301,23 @@ def export_run(run_dirs, to, name, version):
     archive = text_classifier_archive(members, metadata["class_names"], metadata["task"])
     warmup = [("serving_default", {"text": ["A wonderful film.", "Dull and far too long."]})]
     return export.write_saved_model(archive, to, name, version, metadata, warmup=warmup,
-                                    litert=form_or_note(litert_form, run_dirs))
+                                    litert=form_or_note(lambda: lite_form(members, metadata)))
 
 
 def litert_form(run_dirs):
     """The LiteRT form: each member's token ids `token_ids_1`, ... -> `outputs`, the members' mean output (the
     recurrent layers as while loops: `toolkit.lite.recurrent`). Tokenising stays in Python
     (`toolkit.preprocessing.tokens`, the graph's rules), so each member's vocabulary is written beside it."""
+    return lite_form(*exported(run_dirs))
+
+
+def lite_form(members, metadata):
+    """`litert_form` of what `exported` read from the runs."""
     import tensorflow as tf
 
     from toolkit.lite.convert import LiteForm, to_litert
     from toolkit.lite.recurrent import classifier_function
 
-    members, metadata = exported(run_dirs)
     models = [model for model, _ in members]
     inputs, files = [], {}
     for i, (_, preprocessor) in enumerate(members, start=1):
