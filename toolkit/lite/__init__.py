@@ -24,12 +24,12 @@ import os
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
+from toolkit.serving import LITE_METADATA as METADATA_FILE  # a LiteRT-only folder's (a SavedModel's: assets.extra/)
+from toolkit.serving import LITE_MODEL as MODEL_FILE
 
 RUNTIMES = ("auto", "litert", "tensorflow")
 LITERT_DIR = Path("assets.extra") / "litert"  # inside a SavedModel's version folder
-MODEL_FILE = "model.tflite"
 CONFIG_FILE = "litert.json"
-METADATA_FILE = "toolkit.json"  # a LiteRT-only folder's metadata (a SavedModel keeps it in assets.extra/)
 SIGNATURE = "serving_default"
 
 
