@@ -12,18 +12,20 @@ from toolkit.tasks import (
     captioning,
     forecasting,
     image_classification,
+    language_model,
     text_classification,
     translation,
 )
 
 
-def evaluate_with(task, model_path, what, out=None, **kwargs):
+def evaluate_with(task, model_path, what, out=None, resolve=True, **kwargs):
     """`task.evaluate` on `model_path` (default: the task's shipped model); its report, printed as JSON and,
     with `out`, written there too.
 
     A bar counts the `what` scored on stderr when it is a terminal; stdout holds the report alone.
     `out`'s folder is made first: scoring can take minutes, and a path that cannot be written
-    should fail before them, not after.
+    should fail before them, not after. `resolve=False` hands `model_path` to the task as given (a task that
+    also scores training runs).
     """
     from toolkit.runtime import import_tensorflow
     from toolkit.serving import find_model
@@ -32,7 +34,8 @@ def evaluate_with(task, model_path, what, out=None, **kwargs):
         make_folder_of(out)
     import_tensorflow()
     with Progress(what) as progress:
-        report = task.evaluate(find_model(model_path or task.SHIPPED_MODEL), on_progress=progress.advance, **kwargs)
+        model = model_path or task.SHIPPED_MODEL
+        report = task.evaluate(find_model(model) if resolve else model, on_progress=progress.advance, **kwargs)
     echo_report(report)
     if out:
         write_report(report, out)
@@ -91,9 +94,11 @@ def evaluate():
                    "its test split is scored (its validation split where it has none).")
 @options.data_dir
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--first-sentence", is_flag=True,
+              help="Score each review's first sentence alone: how the model does on one-line reviews.")
 @out_option
 @confusion_png_option
-def evaluate_sentiment(model_path, runtime, dataset, data_dir, batch_size, out, confusion_png):
+def evaluate_sentiment(model_path, runtime, dataset, data_dir, batch_size, first_sentence, out, confusion_png):
     """Accuracy of a sentiment model on the IMDB test reviews (or your class folders' test/, or a tfds set's).
 
     The report on stdout holds the confusion matrix (rows: true class); --confusion-png draws
@@ -101,7 +106,8 @@ def evaluate_sentiment(model_path, runtime, dataset, data_dir, batch_size, out, 
     RMSE instead, and has no matrix to draw.
     """
     evaluate_with(text_classification, model_path, "reviews", out=out, dataset=dataset, data_dir=data_dir,
-                  batch_size=batch_size, confusion_png=confusion_png_beside(out, confusion_png), runtime=runtime)
+                  batch_size=batch_size, confusion_png=confusion_png_beside(out, confusion_png), runtime=runtime,
+                  first_sentence=first_sentence)
 
 
 @evaluate.command("images")
@@ -169,3 +175,15 @@ def evaluate_captions(model_path, data_dir, split, beam_size, examples, batch_si
     """BLEU-1..4 (sacreBLEU) and CIDEr-D of a captioner against every reference caption of a split."""
     evaluate_with(captioning, model_path, "images", out=out, data_dir=data_dir, split=split, beam_size=beam_size,
                   examples=examples, batch_size=batch_size)
+
+
+@evaluate.command("language-model")
+@click.option("--model", "model_path", default=None, metavar="NAME|PATH",
+              help=f"A language model's run folder, or an exported one. Default: {language_model.SHIPPED_MODEL}.")
+@options.data_dir
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@out_option
+def evaluate_language_model(model_path, data_dir, batch_size, out):
+    """Perplexity of a language model on IMDB's 25,000 test reviews (which it never trained on), word by word."""
+    evaluate_with(language_model, model_path, "reviews", out=out, resolve=False, data_dir=data_dir,
+                  batch_size=batch_size)

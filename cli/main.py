@@ -13,6 +13,7 @@ from cli import (
     evaluate,
     export,
     forecast,
+    generate,
     models,
     plot,
     predict,
@@ -64,6 +65,7 @@ def toolkit():
       toolkit caption photo.jpg           a sentence about an image (shipped Flickr8k captioner)
       toolkit translate "A dog runs."     English to German (shipped Multi30k translator)
       toolkit forecast series.csv         the next values of a time series (shipped CO2 model)
+      toolkit generate "The film"         a review's next words (shipped language model)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
       toolkit models                      the models found by name: versions, test scores, cards
@@ -76,6 +78,7 @@ toolkit.add_command(classify.classify)
 toolkit.add_command(translate.translate)
 toolkit.add_command(caption.caption)
 toolkit.add_command(forecast.forecast)
+toolkit.add_command(generate.generate)
 toolkit.add_command(train.train)
 toolkit.add_command(evaluate.evaluate)
 toolkit.add_command(export.export)

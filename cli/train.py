@@ -9,6 +9,7 @@ from toolkit.tasks import (
     captioning,
     forecasting,
     image_classification,
+    language_model,
     text_classification,
     translation,
 )
@@ -69,6 +70,10 @@ TC = text_classification.TrainConfig
          help="The validation score that picks the exported epoch and stops early.")
 @setting(TC, "validation_split", help="Fraction of the train folder held out.")
 @setting(TC, "regression", is_flag=True, help="Class folder names are numbers: fit them with squared error.")
+@setting(TC, "init_from", metavar="LM",
+         help="Start the embedding and recurrent layer from a language model (`toolkit train language-model`): its run "
+              "folder, or an exported one (a name such as review_lm, or its folder). The classifier takes its cell, "
+              "sizes and vocabulary, reads forwards, and fine-tunes every layer.")
 @setting(TC, "cache", metavar="memory|none|DIR",
          help="Where token ids are kept between epochs: 'memory', 'none' (re-read the files each epoch), or files in "
               "the folder DIR (reused by later epochs and runs). Default: memory for IMDB and tfds sets, none for your "
@@ -236,3 +241,33 @@ def train_forecast(run_dir, **settings):
     click.echo(f"test MAE {test['model']['mae']:.4f} (last value {test['last_value']['mae']:.4f}, seasonal naive "
                f"{test['seasonal_naive']['mae']:.4f}) on {results['windows']['test']} windows. "
                f"Details: {run_dir}/metrics.json")
+
+
+# === Language model ===
+
+LM = language_model.TrainConfig
+
+
+@train.command("language-model")
+@options.data_dir
+@setting(LM, "texts", type=click.Path(file_okay=False),
+         help="A folder of .txt files of your own (any depth) instead of IMDB's train and unsup reviews.")
+@options.run_options(LM)
+@setting(LM, "cell", type=click.Choice(CELLS))
+@setting(LM, "units", help="Hidden units of each recurrent layer.")
+@setting(LM, "embedding_dim")
+@setting(LM, "num_layers", "--layers", help="Stacked recurrent layers.")
+@setting(LM, "dropout", help="On the embeddings (channels) and on the last layer's states.")
+@setting(LM, "samples", help="Words drawn per batch for the sampled softmax in training (0: the full softmax); "
+                             "validation always takes the full softmax.")
+@setting(LM, "vocabulary_size", help="Words in the vocabulary, which a classifier started from this model shares.")
+@setting(LM, "max_length", help="Tokens kept per text.")
+@setting(LM, "sequence_length", help="Steps per training window: where backpropagation through time is truncated.")
+@setting(LM, "validation_fraction", help="Fraction of the texts held out for the validation perplexity.")
+def train_language_model(run_dir, **settings):
+    """A recurrent language model of reviews (IMDB's train and unlabelled ones, or your --texts), to start
+    classifiers from (`toolkit train sentiment --init-from RUN`) and to sample from (`toolkit generate`)."""
+    results = run(language_model, settings, run_dir)
+    validation = results["validation"]
+    click.echo(f"validation perplexity {validation['perplexity']:.2f} on {validation['texts']} held-out texts "
+               f"(epoch {results['best_epoch']}). Details: {run_dir}/metrics.json")

@@ -41,7 +41,7 @@ def next_version(to, name):
     return max(versions, default=0) + 1
 
 
-def write_saved_model(archive, to, name, version, metadata, warmup=None, litert=None):
+def write_saved_model(archive, to, name, version, metadata, warmup=None, litert=None, extras=None):
     """Writes `archive` to `TO/NAME/VERSION` through a temporary folder renamed into place.
 
     An existing version is never overwritten: TF Serving may be serving it right now. Exports
@@ -52,7 +52,8 @@ def write_saved_model(archive, to, name, version, metadata, warmup=None, litert=
     `warmup`: requests TF Serving replays when it loads the version (see `write_warmup_requests`),
     checked against its signatures before the rename, so a version is never published with requests
     that would make TF Serving refuse to load it. `litert`: the model's `toolkit.lite.convert.LiteForm`,
-    written into `assets.extra/litert/` in the same temporary folder.
+    written into `assets.extra/litert/` in the same temporary folder. `extras(folder)`: writes a task's own
+    files into the version folder, before it is renamed into place.
     """
     from toolkit.lite import LITERT_DIR
     from toolkit.lite.convert import write_form
@@ -64,6 +65,8 @@ def write_saved_model(archive, to, name, version, metadata, warmup=None, litert=
             write_warmup_requests(tmp, warmup, model_name=name)
         if litert is not None:
             write_form(tmp / LITERT_DIR, litert)
+        if extras is not None:
+            extras(tmp)
     return version_dir(to, name, version)
 
 

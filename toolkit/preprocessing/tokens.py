@@ -155,3 +155,17 @@ def padded(rows):
     for i, row in enumerate(rows):
         batch[i, : len(row)] = row
     return batch
+
+
+# === Short texts ===
+
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
+
+
+def first_sentence(text):
+    """The first sentence of `text`: up to the first run of `.`, `!` or `?` (with the closing quotes or brackets
+    after it) that a space or the end follows (so "3.5" does not end it), HTML line breaks counting as spaces;
+    the whole text where no sentence ends. What a one-line review looks like, cut from a long one."""
+    text = re.sub(LINE_BREAK, " ", text, flags=re.IGNORECASE).strip()
+    end = _SENTENCE_END.search(text)
+    return text if end is None else text[:end.end()]

@@ -21,10 +21,17 @@ other task, and nothing below `toolkit.tasks` imports a task.
 """
 
 from toolkit.errors import ToolkitError
-from toolkit.tasks import captioning, forecasting, image_classification, text_classification, translation
+from toolkit.tasks import (
+    captioning,
+    forecasting,
+    image_classification,
+    language_model,
+    text_classification,
+    translation,
+)
 
 TASKS = {task.KIND: task for task in (text_classification, image_classification, translation, captioning,
-                                      forecasting)}
+                                      forecasting, language_model)}
 
 
 def task_for_kind(kind, what):

@@ -51,6 +51,7 @@ class TrainConfig(settings.RunConfig):
     validation_split: float = 0.1
     regression: bool = False  # targets are numbers (class folder names), fitted with squared error
     cache: str = None  # token ids: None (auto: IMDB in memory, your folders re-read each epoch), "memory", "none", DIR
+    init_from: str = None  # a language model (run folder, exported model or its name): start embedding and RNN from it
 
     RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where token ids are kept, not which
 
@@ -73,6 +74,8 @@ class TrainConfig(settings.RunConfig):
         settings.fraction(self, "dropout", "word_dropout")
         settings.fraction(self, "validation_split", open_zero=True)
         settings.cache_location(self)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            raise ValueError(f"init_from must name a language model. Received: init_from={self.init_from!r}")
         if self.regression and self.monitor != "val_loss":
             raise ValueError(f"--monitor {self.monitor} needs classes; use val_loss for --regression")
 
@@ -184,6 +187,13 @@ def train(config, run_dir):
     from toolkit.preprocessing.text import TextPreprocessor
     from toolkit.training import Run
 
+    start = None
+    if config.init_from is not None:
+        from toolkit import pretraining
+
+        start = pretraining.read_start(config.init_from)
+        config = pretraining.configure(config, start, TrainConfig())
+
     with Run(run_dir, KIND, config) as run, contextlib.ExitStack() as stack:
         splits = load_splits(config)
         task = _task(config, splits.class_names)
@@ -193,6 +203,9 @@ def train(config, run_dir):
 
         if (run.run_dir / TextPreprocessor.CONFIG_FILE).exists():
             preprocessor = TextPreprocessor.load(run.run_dir)
+        elif start is not None:  # the language model's vocabulary: its embedding rows are these words
+            preprocessor = TextPreprocessor(len(start.vocabulary), config.max_length, vocabulary=start.vocabulary[2:])
+            preprocessor.save(run.run_dir)
         else:
             print("Building the vocabulary from the training split...", file=sys.stderr)
             preprocessor = TextPreprocessor(config.vocabulary_size, config.max_length)
@@ -214,6 +227,9 @@ def train(config, run_dir):
         validation_batches = batches(splits.validation, False, caches["validation"])
         model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                       **config.model_settings())
+        if start is not None:  # a resumed run's checkpoint replaces these weights
+            copied = pretraining.transfer(start, model)
+            print(f"Started {', '.join(copied)} from the language model in {start.source}.", file=sys.stderr)
         loss, metrics = loss_and_metrics(task)
         model.compile(optimizer=run.optimizer(train=train_batches), loss=loss, metrics=metrics)
         mode = "min" if config.monitor.endswith("loss") else "max"
@@ -330,7 +346,7 @@ def lite_form(members, metadata):
 
 
 def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_progress=None, dataset=None,
-             runtime="auto"):
+             runtime="auto", first_sentence=False):
     """Accuracy of an exported model on the test split of IMDB (or of the class folders in `data_dir`).
 
     `dataset` "tfds:NAME" scores the split a run on it scores instead (`tfds_data.scored_texts`:
@@ -338,7 +354,8 @@ def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_pr
     `confusion_png`: a path for a figure of the confusion matrix (a regression model has none:
     a note says so). `on_progress(n, total)` is called as each chunk of n of the total reviews
     is scored (a command's progress bar). `runtime`: which answers (`toolkit.lite.choose_runtime`), named in
-    the report.
+    the report. `first_sentence`: score each text's first sentence alone (`toolkit.preprocessing.tokens.
+    first_sentence`): how the model does on one-line reviews; the report gives their mean length in words.
     """
     from toolkit.data import imdb, text_folders
     from toolkit.lite import predictor
@@ -363,6 +380,12 @@ def evaluate(model_path, data_dir=None, batch_size=64, confusion_png=None, on_pr
             for path in sorted((test_dir / name).glob("*.txt")):
                 texts.append(path.read_bytes().decode("utf-8", errors="replace"))
                 labels.append(name)
+    if first_sentence:
+        from toolkit.preprocessing.tokens import first_sentence as cut, words
+
+        texts = [cut(text) for text in texts]
+        facts["first_sentence"] = True
+        facts["mean_words"] = round(sum(len(words(text)) for text in texts) / max(len(texts), 1), 1)
     start = time.monotonic()
     predictions = [None] * len(texts)
     if on_progress:
