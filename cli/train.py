@@ -74,6 +74,10 @@ TC = text_classification.TrainConfig
          help="Start the embedding and recurrent layer from a language model (`toolkit train language-model`): its run "
               "folder, or an exported one (a name such as review_lm, or its folder). The classifier takes its cell, "
               "sizes and vocabulary, reads forwards, and fine-tunes every layer.")
+@setting(TC, "freeze_epochs", help="With --init-from: keep the started layers as they are for this many epochs, "
+                                     "while the new head learns on their features (gradual unfreezing).")
+@setting(TC, "pretrained_rate", help="With --init-from: the started layers learn at this fraction of --learning-rate "
+                                     "(discriminative fine-tuning; 1 = the same rate).")
 @setting(TC, "cache", metavar="memory|none|DIR",
          help="Where token ids are kept between epochs: 'memory', 'none' (re-read the files each epoch), or files in "
               "the folder DIR (reused by later epochs and runs). Default: memory for IMDB and tfds sets, none for your "

@@ -218,6 +218,35 @@ def test_a_classifier_starts_from_the_language_model_and_shares_its_vocabulary(l
             np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
+def test_frozen_epochs_keep_the_started_layers_while_the_head_learns(lm_model, imdb_copy, tmp_path):
+    import keras
+
+    from toolkit import pretraining
+    from toolkit.tasks.text_classification import TrainConfig, train
+
+    start = pretraining.read_start(lm_model)
+    config = TrainConfig(data_dir=str(imdb_copy / "aclImdb"), init_from=str(lm_model), epochs=2, batch_size=8,
+                         freeze_epochs=1, pretrained_rate=0.5, learning_rate=0.05, validation_split=0.25)
+    train(config, tmp_path / "run")
+    history = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["history"]
+    assert len(history) == 2
+    # epoch 1 (frozen), as checkpointed then: the best epoch's model is either; look at the weights after each
+    first = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    moved = [not np.allclose(ours, theirs) for ours, theirs in
+             zip(first.get_layer("embedding").get_weights(), start.weights["embedding"])]
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"]
+    assert moved == [best == 2]  # frozen through epoch 1, learning in epoch 2
+    head = first.get_layer("probability").get_weights()[0]
+    assert np.abs(head).sum() > 0
+
+
+def test_freezing_needs_a_language_model():
+    from toolkit.tasks.text_classification import TrainConfig
+
+    with pytest.raises(ValueError, match="give init_from too"):
+        TrainConfig(freeze_epochs=1).validate()
+
+
 @pytest.mark.parametrize("option, message", [
     (["--units", "32"], "units=32 differs from the language model's 8"),
     (["--bidirectional"], "reads forwards only"),

@@ -282,21 +282,53 @@ class WarmupPiecewise(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(name="adam", learning_rate=1e-3, clip_norm=None, momentum=0.9, nesterov=False,
-                   schedule="constant", total_steps=None, warmup_steps=0):
+                   schedule="constant", total_steps=None, warmup_steps=0, pretrained=(), pretrained_rate=1.0,
+                   frozen_steps=0):
     """An optimiser, with gradient clipping by global norm when `clip_norm` is set.
 
     Clipping rescales the whole gradient g to clip_norm * g / ||g|| when ||g|| exceeds
     clip_norm: the direction is kept, an exploding step is not taken (Pascanu et al., 2013).
     `learning_rate` is the peak rate of `schedule` (see `learning_rate_schedule`).
+    `pretrained`: names of layers that start from a pretrained model, which learn at `pretrained_rate` times
+    the rate (discriminative fine-tuning) and not at all for the first `frozen_steps` steps (`_LayerRates`).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
     if clip_norm is not None and clip_norm <= 0:
         raise ValueError(f"clip_norm must be positive. Received: clip_norm={clip_norm!r}")
     rate = learning_rate_schedule(learning_rate, schedule, total_steps, warmup_steps)
+    layers = {"pretrained": list(pretrained), "pretrained_rate": pretrained_rate, "frozen_steps": frozen_steps}
     if name == "sgd":
-        return RecordingSGD(rate, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm)
-    return RecordingAdam(rate, global_clipnorm=clip_norm)
+        return RecordingSGD(rate, momentum=momentum, nesterov=nesterov, global_clipnorm=clip_norm, **layers)
+    return RecordingAdam(rate, global_clipnorm=clip_norm, **layers)
+
+
+class _LayerRates:
+    """Layers that start from a pretrained model learn at `pretrained_rate` times the rate, and are frozen (rate 0)
+    for the first `frozen_steps` steps: the new head learns on the pretrained features before they move (ULMFiT's
+    discriminative rates and gradual unfreezing, Howard & Ruder, 2018). Frozen by the step size, not by
+    `trainable`: the optimiser's moments follow the gradients all along, so nothing jumps at unfreezing, and the
+    step counter (saved in checkpoints) carries the schedule across a resumed run."""
+
+    def __init__(self, *args, pretrained=(), pretrained_rate=1.0, frozen_steps=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pretrained, self.pretrained_rate, self.frozen_steps = list(pretrained), pretrained_rate, frozen_steps
+
+    def build(self, variables):
+        super().build(variables)
+        # Variables by index: the backends hand `update_step` their own variable objects, not Keras' (and paths).
+        self._pretrained_indices = {self._get_variable_index(v) for v in variables
+                                    if set(v.path.split("/")) & set(self.pretrained)}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._get_variable_index(variable) in self._pretrained_indices:
+            factor = keras.ops.where(self.iterations >= self.frozen_steps, self.pretrained_rate, 0.0)
+            learning_rate = keras.ops.cast(learning_rate, variable.dtype) * keras.ops.cast(factor, variable.dtype)
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "pretrained": self.pretrained, "pretrained_rate": self.pretrained_rate,
+                "frozen_steps": self.frozen_steps}
 
 
 class _RecordsGradientNorm:
@@ -375,13 +407,13 @@ class SyncedLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class RecordingAdam(_RecordsGradientNorm, keras.optimizers.Adam):
-    """Adam that records the global gradient norm of each step."""
+class RecordingAdam(_LayerRates, _RecordsGradientNorm, keras.optimizers.Adam):
+    """Adam that records the global gradient norm of each step (and has `_LayerRates`)."""
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class RecordingSGD(_RecordsGradientNorm, keras.optimizers.SGD):
-    """SGD that records the global gradient norm of each step."""
+class RecordingSGD(_LayerRates, _RecordsGradientNorm, keras.optimizers.SGD):
+    """SGD that records the global gradient norm of each step (and has `_LayerRates`)."""
 
 
 class GradientMonitor(keras.callbacks.Callback):

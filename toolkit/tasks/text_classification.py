@@ -52,6 +52,8 @@ class TrainConfig(settings.RunConfig):
     regression: bool = False  # targets are numbers (class folder names), fitted with squared error
     cache: str = None  # token ids: None (auto: IMDB in memory, your folders re-read each epoch), "memory", "none", DIR
     init_from: str = None  # a language model (run folder, exported model or its name): start embedding and RNN from it
+    freeze_epochs: int = 0  # --init-from: the started layers stay as they are for this many epochs (the head learns)
+    pretrained_rate: float = 1.0  # --init-from: the started layers learn at this fraction of the learning rate
 
     RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where token ids are kept, not which
 
@@ -76,6 +78,11 @@ class TrainConfig(settings.RunConfig):
         settings.cache_location(self)
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
             raise ValueError(f"init_from must name a language model. Received: init_from={self.init_from!r}")
+        settings.at_least(self, "freeze_epochs", 0)
+        settings.positive(self, "pretrained_rate")
+        if self.init_from is None and (self.freeze_epochs or self.pretrained_rate != 1.0):
+            raise ValueError("freeze_epochs and pretrained_rate apply to layers started from a language model: "
+                             "give init_from too")
         if self.regression and self.monitor != "val_loss":
             raise ValueError(f"--monitor {self.monitor} needs classes; use val_loss for --regression")
 
@@ -227,11 +234,15 @@ def train(config, run_dir):
         validation_batches = batches(splits.validation, False, caches["validation"])
         model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                       **config.model_settings())
-        if start is not None:  # a resumed run's checkpoint replaces these weights
+        rates = {}
+        if start is not None:  # a resumed run's checkpoint replaces these weights (and its optimiser these rates)
             copied = pretraining.transfer(start, model)
             print(f"Started {', '.join(copied)} from the language model in {start.source}.", file=sys.stderr)
+            steps = int(train_batches.reduce(0, lambda n, _: n + 1)) if config.freeze_epochs else 0
+            rates = {"pretrained": copied, "pretrained_rate": config.pretrained_rate,
+                     "frozen_steps": config.freeze_epochs * steps}
         loss, metrics = loss_and_metrics(task)
-        model.compile(optimizer=run.optimizer(train=train_batches), loss=loss, metrics=metrics)
+        model.compile(optimizer=run.optimizer(train=train_batches, **rates), loss=loss, metrics=metrics)
         mode = "min" if config.monitor.endswith("loss") else "max"
         model, results = run.fit(model, train_batches, validation_batches, monitor=config.monitor, mode=mode)
 
