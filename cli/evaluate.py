@@ -182,8 +182,11 @@ def evaluate_captions(model_path, data_dir, split, beam_size, examples, batch_si
               help=f"A language model's run folder, or an exported one. Default: {language_model.SHIPPED_MODEL}.")
 @options.data_dir
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Score this many test reviews, drawn at random with --seed (default: all 25,000).")
+@click.option("--seed", type=int, default=0, show_default=True)
 @out_option
-def evaluate_language_model(model_path, data_dir, batch_size, out):
+def evaluate_language_model(model_path, data_dir, batch_size, sample, seed, out):
     """Perplexity of a language model on IMDB's 25,000 test reviews (which it never trained on), word by word."""
     evaluate_with(language_model, model_path, "reviews", out=out, resolve=False, data_dir=data_dir,
-                  batch_size=batch_size)
+                  batch_size=batch_size, sample=sample, seed=seed)

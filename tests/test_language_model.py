@@ -192,6 +192,19 @@ def test_generate_continues_a_prompt_the_same_way_from_run_and_export(lm_run, lm
     assert wrong.exit_code == 2
 
 
+def test_evaluate_scores_the_perplexity_of_test_reviews(lm_run, lm_model, imdb_copy):
+    runner = CliRunner()
+    reports = []
+    for model in (lm_run[0], lm_model):
+        result = runner.invoke(toolkit, ["evaluate", "language-model", "--model", str(model), "--data-dir",
+                                         str(imdb_copy), "--sample", "5", "--seed", "2"])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout))
+    assert reports[0]["texts"] == 5 and reports[0]["tokens"] == reports[1]["tokens"] > 5
+    assert reports[0]["perplexity"] == pytest.approx(reports[1]["perplexity"], rel=1e-4)
+    assert 1 < reports[0]["perplexity"] < 40
+
+
 # === Classifiers started from the language model ===
 
 def test_a_classifier_starts_from_the_language_model_and_shares_its_vocabulary(lm_run, lm_model, imdb_copy,

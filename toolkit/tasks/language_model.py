@@ -359,8 +359,11 @@ def load(model):
     return LanguageModel(find_model(model))
 
 
-def evaluate(model_path, data_dir=None, batch_size=64, on_progress=None, **_):
-    """The perplexity of a language model on IMDB's test reviews (never trained on), word by word."""
+def evaluate(model_path, data_dir=None, batch_size=64, on_progress=None, sample=None, seed=0):
+    """The perplexity of a language model on IMDB's test reviews (never trained on), word by word: all of them, or
+    a `sample` of that many drawn with `seed` (the full softmax over every word is the cost)."""
+    import random
+
     from toolkit.data import imdb
 
     model = load(model_path)
@@ -368,6 +371,8 @@ def evaluate(model_path, data_dir=None, batch_size=64, on_progress=None, **_):
     paths = sorted(p for name in imdb.CLASS_NAMES for p in (test / name).glob("*.txt"))
     if not paths:
         raise ToolkitError(f"no test reviews in {test}")
+    if sample is not None and sample < len(paths):
+        paths = sorted(random.Random(seed).sample(paths, sample))
     start, total, tokens = time.monotonic(), 0.0, 0
     for i in range(0, len(paths), batch_size):
         texts = [p.read_bytes().decode("utf-8", errors="replace") for p in paths[i:i + batch_size]]
@@ -375,7 +380,7 @@ def evaluate(model_path, data_dir=None, batch_size=64, on_progress=None, **_):
         total, tokens = total - float(sum(log_likelihood)), tokens + int(sum(counts))
         if on_progress:
             on_progress(len(texts), len(paths))
-    return {"model": str(model.model_dir), "texts": len(paths), "tokens": tokens,
+    return {"model": str(model.model_dir), "texts": len(paths), "sample_seed": seed if sample else None, "tokens": tokens,
             "perplexity": math.exp(total / max(tokens, 1)), "seconds": round(time.monotonic() - start, 1)}
 
 
