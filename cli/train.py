@@ -63,6 +63,8 @@ TC = text_classification.TrainConfig
 @setting(TC, "bigram_buckets",
          help="Add embeddings of hashed (previous word, word) pairs: short phrases as units. 0 = off.")
 @setting(TC, "word_dropout", help="Training only: drop this fraction of each review's words, anew each epoch.")
+@setting(TC, "crop", help="Training only: cut this fraction of reviews, drawn anew each epoch, to a random run of "
+                           "their words (5 words to all, log-uniformly): a model that also reads one-line reviews.")
 @setting(TC, "l2", help="L2 weight penalty: a Gaussian prior, i.e. MAP training.")
 @setting(TC, "vocabulary_size")
 @setting(TC, "max_length", help="Tokens kept per review; shorter ones are padded and masked.")

@@ -291,6 +291,24 @@ def test_first_sentence_cuts_at_the_first_sentence_end():
     assert first_sentence("no end here") == "no end here" and first_sentence("") == ""
 
 
+def test_random_crops_are_runs_of_the_review_of_every_length():
+    import tensorflow as tf
+
+    from toolkit.tasks.text_classification import random_crop
+
+    tf.random.set_seed(0)
+    review = tf.range(100, 300)
+    lengths = []
+    for _ in range(300):
+        crop = random_crop(review, 1.0).numpy()
+        assert crop[0] >= 100 and np.all(np.diff(crop) == 1)  # one contiguous run of the review
+        lengths.append(len(crop))
+    assert min(lengths) <= 8 and max(lengths) >= 150 and 5 <= min(lengths)
+    assert np.median(lengths) < 60  # log-uniform: short crops as common as long ones
+    assert random_crop(review, 0.0).numpy().tolist() == list(range(100, 300))
+    assert random_crop(tf.constant([7, 8]), 1.0).numpy().tolist() == [7, 8]  # shorter than the shortest crop
+
+
 def test_evaluate_scores_first_sentences(tiny_model, text_data):
     runner = CliRunner()
     full = runner.invoke(toolkit, ["evaluate", "sentiment", "--model", str(tiny_model), "--data-dir", str(text_data)])

@@ -21,6 +21,7 @@ KIND = "text_classifier"
 COMMAND = "sentiment"  # `toolkit train sentiment`, `toolkit evaluate sentiment`
 SHIPPED_MODEL = "sentiment"  # the default --model under saved_models/
 ENSEMBLES = True  # `toolkit export RUN RUN ...` averages the members' probabilities
+CROP_SHORTEST = 5  # words in the shortest random crop (`--crop`)
 POOLINGS = ("last", "max", "mean", "mean_max")
 MONITORS = ("val_loss", "val_accuracy")
 
@@ -42,6 +43,7 @@ class TrainConfig(settings.RunConfig):
     dropout: float = 0.0
     bigram_buckets: int = 0  # > 0: add hashed-bigram embeddings to the word embeddings
     word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
+    crop: float = 0.0  # training only: this fraction of reviews, drawn anew every epoch, cut to a random run of words
     l2: float = 0.0
     vocabulary_size: int = 20000
     max_length: int = 800
@@ -73,7 +75,7 @@ class TrainConfig(settings.RunConfig):
         settings.at_least(self, "vocabulary_size", 3)  # padding, unknown and one word
         settings.at_least(self, "bigram_buckets", 0)
         settings.at_least(self, "l2", 0)
-        settings.fraction(self, "dropout", "word_dropout")
+        settings.fraction(self, "dropout", "word_dropout", "crop")
         settings.fraction(self, "validation_split", open_zero=True)
         settings.cache_location(self)
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
@@ -180,6 +182,25 @@ def drop_words(ids, rate):
     return tf.boolean_mask(ids, keep)
 
 
+def random_crop(ids, rate, shortest=CROP_SHORTEST):
+    """With probability `rate`, a random run of the review's ids, of a length drawn log-uniformly between `shortest`
+    and all of them (so one-line lengths are as common as long ones); else the ids unchanged. Trains a model
+    that also reads one-line reviews, whose words are few and whose sentiment is in all of them."""
+    import tensorflow as tf
+
+    n = tf.shape(ids)[0]
+
+    def crop():
+        low = tf.minimum(shortest, n)
+        log_low, log_n = tf.math.log(tf.cast(low, tf.float32)), tf.math.log(tf.cast(n, tf.float32))
+        length = tf.cast(tf.round(tf.exp(tf.random.uniform([], log_low, log_n + 1e-6))), tf.int32)
+        length = tf.clip_by_value(length, low, n)
+        start = tf.random.uniform([], 0, n - length + 1, dtype=tf.int32)
+        return ids[start:start + length]
+
+    return tf.cond(tf.random.uniform([]) < rate, crop, lambda: ids)
+
+
 def train(config, run_dir):
     """Trains a text classifier in `run_dir` (resuming it if interrupted) and scores it on the test split.
 
@@ -225,6 +246,9 @@ def train(config, run_dir):
                                   num_parallel_calls=tf.data.AUTOTUNE)
             if cache is not None:
                 dataset = dataset.cache(cache)
+            if training and config.crop:
+                dataset = dataset.map(lambda ids, y: (random_crop(ids, config.crop), y),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
             if training and config.word_dropout:
                 dataset = dataset.map(lambda ids, y: (drop_words(ids, config.word_dropout), y),
                                       num_parallel_calls=tf.data.AUTOTUNE)
