@@ -175,6 +175,22 @@ def test_the_export_serves_the_next_word_and_scores_texts_as_the_run_does(lm_run
     assert outputs["tokens"].numpy().tolist() == [1, 3, 0]
 
 
+def test_the_next_word_follows_the_weights_and_the_export_holds_them_once(lm_run, lm_model):
+    from toolkit.models.language_model import next_word_function
+    from toolkit.training import load_best
+
+    model = load_best(lm_run[0])
+    next_word = next_word_function(model)
+    ids = np.array([[3, 4, 5, 0], [6, 0, 0, 0]], "int32")
+    before = np.asarray(next_word(ids))
+    assert np.asarray(next_word(ids[:1, :3])).tolist() == before[:1].tolist()  # padding changes nothing
+    softmax = model.get_layer("softmax")
+    softmax.set_weights([np.zeros_like(w) for w in softmax.get_weights()])
+    np.testing.assert_allclose(np.asarray(next_word(ids)), np.log(1 / before.shape[1]), rtol=1e-5)
+    # the graph reads the weights from variables, never from a frozen copy of them
+    assert (lm_model / "saved_model.pb").stat().st_size < 200_000
+
+
 def test_generate_continues_a_prompt_the_same_way_from_run_and_export(lm_run, lm_model):
     runner = CliRunner()
     common = ["the movie", "--words", "5", "--seed", "3", "--samples", "2", "--json"]

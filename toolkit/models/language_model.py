@@ -47,25 +47,31 @@ def build_language_model(vocabulary_size, *, cell="lstm", units=256, embedding_d
     return keras.Model({"token_ids": token_ids, "next_ids": next_ids}, nll, name=name)
 
 
-def next_word_model(model):
+def next_word_function(model):
     """Token ids `[batch, time]` -> log p(next word) after each sequence's last real token, `[batch, vocabulary]`.
 
-    Built from a trained `build_language_model` model, sharing its weights: what sampling and
-    serving use (the full softmax). Sequences are right-padded with 0; the last real step is
-    the one before the padding.
+    Calls the layers of a trained `build_language_model` model (the full softmax), so it follows
+    their weights: what sampling and serving use. Sequences are right-padded with 0; the last
+    real step is the one before the padding.
     """
     from keras import ops
 
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = model.get_layer("embedding")(token_ids)
-    i = 1
+    layers, i = [], 1
     while _has_layer(model, f"rnn_{i}"):
-        x = model.get_layer(f"rnn_{i}")(x)
+        layers.append(model.get_layer(f"rnn_{i}"))
         i += 1
-    lengths = ops.sum(ops.cast(token_ids > 0, "int32"), axis=1)
-    last = ops.take_along_axis(x, ops.reshape(ops.maximum(lengths - 1, 0), (-1, 1, 1)), axis=1)[:, 0]
-    log_p = ops.log_softmax(model.get_layer("softmax").logits(last), axis=-1)
-    return keras.Model(token_ids, log_p, name="next_word")
+    embedding, softmax = model.get_layer("embedding"), model.get_layer("softmax")
+
+    def next_word(token_ids):
+        mask = token_ids > 0
+        x = embedding(token_ids)
+        for layer in layers:
+            x = layer(x, mask=mask)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        last = ops.take_along_axis(x, ops.reshape(ops.maximum(lengths - 1, 0), (-1, 1, 1)), axis=1)[:, 0]
+        return ops.log_softmax(softmax.logits(ops.cast(last, "float32")), axis=-1)
+
+    return next_word
 
 
 def _has_layer(model, name):

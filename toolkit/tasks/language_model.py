@@ -185,15 +185,15 @@ def language_model_archive(model, preprocessor):
     import keras
     import tensorflow as tf
 
-    from toolkit.models.language_model import next_word_model
+    from toolkit.models.language_model import next_word_function
 
     archive = keras.export.ExportArchive()
     archive.track(preprocessor.vectorizer)
-    next_word = next_word_model(model)
+    next_word = next_word_function(model)
     spec = [tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")]
 
     def serve(text):
-        return {"log_probabilities": next_word(preprocessor(text), training=False)}
+        return {"log_probabilities": next_word(preprocessor(text))}
 
     def score(text):
         ids = preprocessor(text)
@@ -324,7 +324,7 @@ class RunLanguageModel(LanguageModelAnswers):
 
     def __init__(self, run_dir):
         from toolkit import training
-        from toolkit.models.language_model import next_word_model
+        from toolkit.models.language_model import next_word_function
         from toolkit.preprocessing.text import TextPreprocessor
 
         self.model_dir = Path(run_dir)
@@ -332,12 +332,13 @@ class RunLanguageModel(LanguageModelAnswers):
         self.model = training.load_best(run_dir)
         self.preprocessor = TextPreprocessor.load(run_dir)
         self.vocabulary = self.preprocessor.vocabulary
-        self._next_word = next_word_model(self.model)
+        self._next_word = next_word_function(self.model)
 
     def next_word(self, texts):
+        import numpy as np
         import tensorflow as tf
 
-        return self._next_word(self.preprocessor(tf.constant(texts, tf.string)), training=False).numpy()
+        return np.asarray(self._next_word(self.preprocessor(tf.constant(texts, tf.string))))
 
     def score(self, texts):
         import tensorflow as tf
