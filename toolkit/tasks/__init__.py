@@ -100,8 +100,9 @@ def add_litert(run_dirs, model_dir):
 
 def _litert_form(task, runs):
     if not hasattr(task, "litert_form"):
-        raise ToolkitError(f"{task.KIND} models have no LiteRT form yet (their search loops do not convert to "
-                           "LiteRT builtin ops); export them as a SavedModel")
+        why = getattr(task, "NO_LITERT", "")
+        raise ToolkitError(f"{task.KIND} models have no LiteRT form yet{f' ({why})' if why else ''}; "
+                           "export them as a SavedModel")
     return task.litert_form(runs)
 
 

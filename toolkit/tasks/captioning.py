@@ -31,6 +31,7 @@ from toolkit.serving import (
 KIND = "captioner"
 COMMAND = "captions"
 SHIPPED_MODEL = "captioner"
+NO_LITERT = "their search loops do not convert to LiteRT builtin ops"  # why `toolkit export --format litert` refuses them
 ENSEMBLES = False
 ATTENTIONS = ("bahdanau", "luong", "none")
 BUCKETS = (8, 10, 12, 14, 16, 20, 24, 32)

@@ -25,6 +25,7 @@ KIND = "language_model"
 COMMAND = "language-model"  # `toolkit train language-model`
 SHIPPED_MODEL = "review_lm"  # the default --model of `toolkit generate`
 ENSEMBLES = False
+NO_LITERT = "sampling and scoring run through TensorFlow"  # why `toolkit export --format litert` refuses them
 MAX_TEXT_FILES = 10_000_000  # a --texts folder with more files is refused before anything is read
 
 

@@ -27,6 +27,7 @@ from toolkit.serving import (
 KIND = "translator"
 COMMAND = "translation"
 SHIPPED_MODEL = "translator_en_de"
+NO_LITERT = "their search loops do not convert to LiteRT builtin ops"  # why `toolkit export --format litert` refuses them
 ENSEMBLES = True  # `toolkit export RUN RUN ...` averages the members' next-token probabilities
 TOKENIZERS = ("sentencepiece", "words")
 ATTENTIONS = ("luong", "bahdanau")
