@@ -151,6 +151,18 @@ def test_texts_folder_of_your_own_is_refused_when_empty(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_texts_files_too_large_to_read_are_left_out(tmp_path, monkeypatch, capsys):
+    from toolkit.tasks import language_model
+
+    monkeypatch.setattr(language_model, "MAX_TEXT_BYTES", 100)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "small.txt").write_text("a short review")
+    (tmp_path / "huge.txt").write_text("word " * 100)
+    config = language_model.TrainConfig(texts=str(tmp_path))
+    assert language_model.text_files(config) == [tmp_path / "a" / "small.txt"]
+    assert "1 file(s) over" in capsys.readouterr().err
+
+
 # === Export, sampling, scoring ===
 
 def test_the_export_serves_the_next_word_and_scores_texts_as_the_run_does(lm_run, lm_model):

@@ -27,6 +27,7 @@ SHIPPED_MODEL = "review_lm"  # the default --model of `toolkit generate`
 ENSEMBLES = False
 NO_LITERT = "sampling and scoring run through TensorFlow"  # why `toolkit export --format litert` refuses them
 MAX_TEXT_FILES = 10_000_000  # a --texts folder with more files is refused before anything is read
+MAX_TEXT_BYTES = 10 * 2 ** 20  # a --texts file larger than this is left out (each is read whole), with a note
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +71,20 @@ def text_files(config):
         folder = Path(config.texts)
         if not folder.is_dir():
             raise ToolkitError(f"--texts {folder} is not a folder")
-        paths = []
+        paths, large = [], 0
         for path in folder.rglob("*.txt"):
             if path.is_file():
+                if path.stat().st_size > MAX_TEXT_BYTES:
+                    large += 1
+                    continue
                 paths.append(path)
                 if len(paths) > MAX_TEXT_FILES:
                     raise ToolkitError(f"--texts {folder} holds more than {MAX_TEXT_FILES:,} .txt files")
+        if large:
+            print(f"Note: {large} file(s) over {MAX_TEXT_BYTES // 2 ** 20} MB left out of --texts {folder}",
+                  file=sys.stderr)
         if not paths:
-            raise ToolkitError(f"--texts {folder} holds no .txt files")
+            raise ToolkitError(f"--texts {folder} holds no .txt files" + (" of a readable size" if large else ""))
         return sorted(paths)
     from toolkit.data import imdb
 
