@@ -10,7 +10,8 @@ from cli.output import echo_answer
 @click.argument("prompt")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="A language model's run folder (its best epoch), an exported one's name or folder. "
-                   "Default: review_lm, the shipped model.")
+                   "Default: the model named review_lm in the model folders (none ships yet: export yours "
+                   "as review_lm).")
 @click.option("--words", type=click.IntRange(min=0, max=1000), default=40, show_default=True,
               help="Words to add.")
 @click.option("--temperature", type=options.FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,

@@ -65,7 +65,7 @@ def toolkit():
       toolkit caption photo.jpg           a sentence about an image (shipped Flickr8k captioner)
       toolkit translate "A dog runs."     English to German (shipped Multi30k translator)
       toolkit forecast series.csv         the next values of a time series (shipped CO2 model)
-      toolkit generate "The film"         a review's next words (shipped language model)
+      toolkit generate "The film"         a review's next words (your language model: train language-model)
       toolkit train sentiment --out RUN   train on IMDB or your own class folders
       toolkit export RUN --name NAME      a SavedModel in TF Serving's layout
       toolkit models                      the models found by name: versions, test scores, cards

@@ -43,7 +43,8 @@ class NextTokenLoss(keras.layers.Layer):
 
     def logits(self, hidden):
         """The full softmax's logits over the vocabulary, `[..., vocabulary_size]`."""
-        return ops.matmul(hidden, ops.transpose(ops.cast(self.kernel, hidden.dtype))) + ops.cast(self.bias, hidden.dtype)
+        kernel, bias = ops.cast(self.kernel, hidden.dtype), ops.cast(self.bias, hidden.dtype)
+        return ops.matmul(hidden, ops.transpose(kernel)) + bias
 
     def call(self, hidden, targets, training=None):
         hidden = ops.cast(hidden, "float32")

@@ -31,7 +31,8 @@ from toolkit.serving import (
 KIND = "captioner"
 COMMAND = "captions"
 SHIPPED_MODEL = "captioner"
-NO_LITERT = "their search loops do not convert to LiteRT builtin ops"  # why `toolkit export --format litert` refuses them
+# Why `toolkit export --format litert` refuses them:
+NO_LITERT = "their search loops do not convert to LiteRT builtin ops"
 ENSEMBLES = False
 ATTENTIONS = ("bahdanau", "luong", "none")
 BUCKETS = (8, 10, 12, 14, 16, 20, 24, 32)

@@ -389,7 +389,8 @@ def evaluate(model_path, data_dir=None, batch_size=64, on_progress=None, sample=
         total, tokens = total - float(sum(log_likelihood)), tokens + int(sum(counts))
         if on_progress:
             on_progress(len(texts), len(paths))
-    return {"model": str(model.model_dir), "texts": len(paths), "sample_seed": seed if sample else None, "tokens": tokens,
+    return {"model": str(model.model_dir), "texts": len(paths), "sample_seed": seed if sample else None,
+            "tokens": tokens,
             "perplexity": math.exp(total / max(tokens, 1)), "seconds": round(time.monotonic() - start, 1)}
 
 

@@ -27,7 +27,8 @@ from toolkit.serving import (
 KIND = "translator"
 COMMAND = "translation"
 SHIPPED_MODEL = "translator_en_de"
-NO_LITERT = "their search loops do not convert to LiteRT builtin ops"  # why `toolkit export --format litert` refuses them
+# Why `toolkit export --format litert` refuses them:
+NO_LITERT = "their search loops do not convert to LiteRT builtin ops"
 ENSEMBLES = True  # `toolkit export RUN RUN ...` averages the members' next-token probabilities
 TOKENIZERS = ("sentencepiece", "words")
 ATTENTIONS = ("luong", "bahdanau")
