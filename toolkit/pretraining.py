@@ -87,7 +87,7 @@ def _start_of_export(model_dir):
 
 def transferable_weights(model):
     """{layer name: [arrays]} of the model's embedding and recurrent layers."""
-    return {layer.name: [w for w in layer.get_weights()] for layer in model.layers
+    return {layer.name: layer.get_weights() for layer in model.layers
             if layer.name.startswith(TRANSFERRED) and layer.weights}
 
 

@@ -258,15 +258,17 @@ def train(config, run_dir):
         validation_batches = batches(splits.validation, False, caches["validation"])
         model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                       **config.model_settings())
-        rates = {}
+        rates, steps = {}, None
         if start is not None:  # a resumed run's checkpoint replaces these weights (and its optimiser these rates)
             copied = pretraining.transfer(start, model)
             print(f"Started {', '.join(copied)} from the language model in {start.source}.", file=sys.stderr)
-            steps = int(train_batches.reduce(0, lambda n, _: n + 1)) if config.freeze_epochs else 0
+            if config.freeze_epochs:  # counted once: the schedule takes the same count
+                steps = int(train_batches.reduce(0, lambda n, _: n + 1))
             rates = {"pretrained": copied, "pretrained_rate": config.pretrained_rate,
-                     "frozen_steps": config.freeze_epochs * steps}
+                     "frozen_steps": config.freeze_epochs * (steps or 0)}
         loss, metrics = loss_and_metrics(task)
-        model.compile(optimizer=run.optimizer(train=train_batches, **rates), loss=loss, metrics=metrics)
+        optimizer = run.optimizer(train=train_batches, steps_per_epoch=steps, **rates)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
         mode = "min" if config.monitor.endswith("loss") else "max"
         model, results = run.fit(model, train_batches, validation_batches, monitor=config.monitor, mode=mode)
 
