@@ -24,6 +24,7 @@ or the same machine); a restarted cluster resumes from the chief's last checkpoi
 """
 
 import contextlib
+import gc
 import json
 import os
 
@@ -86,14 +87,18 @@ class Placement:
             return
         import tensorflow as tf
 
+        message = None
         try:
             yield
         except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError) as e:
             cause = next((line.strip() for line in str(e).splitlines() if "unhealthy" in line or "heartbeat" in line),
                          str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-            raise ToolkitError(f"the cluster lost a worker ({cause[:200]}); start every worker again with the same "
-                               f"command: training resumes from the last checkpoint in {run_dir}") from None
+            message = (f"the cluster lost a worker ({cause[:200]}); start every worker again with the same "
+                       f"command: training resumes from the last checkpoint in {run_dir}")
+        if message is not None:
+            _close_abandoned_pools()
+            raise ToolkitError(message)
 
     def distribute(self, dataset):
         """`dataset` with the DATA auto-shard policy (every worker keeps its slice of each global batch)."""
@@ -105,6 +110,21 @@ class Placement:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return dataset.with_options(options)
 
+
+def _close_abandoned_pools():
+    """Closes the thread pools that TensorFlow's failed eager all-reduces left open.
+
+    `CollectiveAllReduce` maps each eager all-reduce (a metric read across replicas) over a
+    ThreadPool and closes it only when the map returns. After a lost worker the map raised:
+    the pool stays open until the interpreter exits, when multiprocessing has already closed
+    its pipes, and its `__del__` prints a traceback below our one line. The process is about
+    to exit, so nothing will use them again.
+    """
+    import multiprocessing.pool
+
+    gc.collect()
+    for pool in [o for o in gc.get_objects() if isinstance(o, multiprocessing.pool.ThreadPool)]:
+        pool.close()
 
 def place(name):
     """The `Placement` for `--strategy name` on this machine and backend; ToolkitError where it cannot run.
