@@ -167,6 +167,10 @@ TR = translation.TrainConfig
 @setting(TR, "validation_split", help="--pairs only: fraction held out.")
 @setting(TR, "beam_size", help="Search used for the scores and the exported model's default.")
 @setting(TR, "length_penalty", help="Beam hypotheses compete by log p / length**this (0: raw log p, 1: per-token).")
+@setting(TR, "init_from", metavar="RUN",
+         help="Start from another translation run's best model, with its tokenisers and architecture: train on with "
+              "a new schedule (e.g. --schedule cosine to anneal a run trained at a constant rate), or on your own "
+              "--pairs. scripts/recover_run.py rebuilds a run folder from an exported translator.")
 def train_translation(run_dir, **settings):
     """A recurrent encoder-decoder with attention on Multi30k (any two of en, de, fr, cs) or your pair file."""
     results = run(translation, settings, run_dir)

@@ -186,6 +186,50 @@ def test_train_resumes_a_finished_run_without_retraining(tiny_translation_config
     assert results["validation"]["bleu"] == pytest.approx(before["validation"]["bleu"], abs=1e-6)
 
 
+def test_init_from_goes_on_from_another_runs_model_and_tokenisers(runner, tiny_translation_run, pair_data, tmp_path):
+    """--init-from: the new run starts from the start's best weights, with its tokenisers and architecture."""
+    import keras
+
+    from toolkit.models.translator import build_translator  # noqa: F401  (registers the layers for loading)
+
+    out = tmp_path / "annealed"
+    result = runner.invoke(toolkit, ["train", "translation", "--pairs", str(pair_data), "--init-from",
+                                     str(tiny_translation_run), "--validation-split", "0.1", "--epochs", "1",
+                                     "--learning-rate", "1e-9", "--beam-size", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("source.model", "target.model"):
+        assert (out / name).read_bytes() == (tiny_translation_run / name).read_bytes()
+    config = read_json(out / "config.json")["train"]
+    assert config["units"] == 32 and config["vocabulary_size"] == 40 and config["init_from"] == str(tiny_translation_run)
+    start = keras.saving.load_model(tiny_translation_run / "best.keras", compile=False).get_weights()
+    trained = keras.saving.load_model(out / "best.keras", compile=False).get_weights()
+    assert len(trained) == len(start)
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(start, trained))  # a step of 1e-9 moves nothing
+    assert read_json(out / "metrics.json")["validation"]["bleu"] > 80  # the start's translations, not a new model's
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--units", "64"], "units=64 differs from 32"),
+    (["--tokenizer", "words"], "tokenizer='words' differs from 'sentencepiece'"),
+])
+def test_init_from_refuses_another_architecture(runner, tiny_translation_run, pair_data, tmp_path, args, message):
+    out = tmp_path / "run"
+    result = runner.invoke(toolkit, ["train", "translation", "--pairs", str(pair_data), "--init-from",
+                                     str(tiny_translation_run), "--out", str(out), *args])
+    assert result.exit_code == 1 and message in one_error_line(result)
+    assert not out.exists()
+
+
+def test_init_from_refuses_what_is_no_translation_run(runner, pair_data, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"kind": "text_classifier", "train": {}}))
+    for start, message in ((tmp_path, "is not a training run folder"), (tmp_path / "run", "not a translator")):
+        result = runner.invoke(toolkit, ["train", "translation", "--pairs", str(pair_data), "--init-from", str(start),
+                                         "--out", str(tmp_path / "out")])
+        assert result.exit_code == 1 and message in one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_ensemble_export(tiny_translation_run, tiny_translator, tmp_path):
     """Two identical members average to the single model; members with other tokenisers are refused."""
     import shutil

@@ -64,6 +64,7 @@ class TrainConfig(settings.RunConfig):
     validation_split: float = 0.05  # --pairs only: Multi30k has its own validation split
     beam_size: int = 5  # the exported model's default search
     length_penalty: float = 1.0
+    init_from: str = None  # a translation run folder: start from its best model (weights and tokenisers)
 
     RESUMABLE = settings.RunConfig.RESUMABLE + ("beam_size", "length_penalty")
 
@@ -83,10 +84,39 @@ class TrainConfig(settings.RunConfig):
         settings.at_least(self, "length_penalty", 0)
         settings.fraction(self, "dropout", "label_smoothing")
         settings.fraction(self, "validation_split", open_zero=True)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            raise ValueError(f"init_from must name a translation run folder. Received: init_from={self.init_from!r}")
 
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "encoder_layers", "decoder_layers",
                                                "bidirectional", "attention", "dropout")}
+
+
+# What a run started from another (--init-from) takes from it: the tokenisers' and layers' shapes.
+ARCHITECTURE = ("tokenizer", "vocabulary_size", "cell", "units", "embedding_dim", "encoder_layers", "decoder_layers",
+                "bidirectional", "attention")
+
+
+def warm_start(config):
+    """(`config` with the architecture of the run it starts from, that run's folder): `--init-from`.
+
+    A translator trained on goes on from another run's best model, with its tokenisers: to train
+    longer with a new schedule (annealing the rate of a run trained at a constant one), or on
+    pairs of your own (fine-tuning to a domain). A setting changed from its default to something
+    else than the start's is refused, naming both.
+    """
+    from toolkit.training import read_run
+
+    start_dir = Path(config.init_from)
+    theirs = read_run(start_dir, KIND)["train"]
+    defaults, changes = TrainConfig(), {}
+    for name in ARCHITECTURE:
+        ours = getattr(config, name)
+        if ours != getattr(defaults, name) and ours != theirs[name]:
+            raise ValueError(f"{name}={ours!r} differs from {theirs[name]!r} in {start_dir}: a run started from it "
+                             f"(--init-from) takes its tokenisers and layers; leave --{name.replace('_', '-')} out")
+        changes[name] = theirs[name]
+    return dataclasses.replace(config, **changes), start_dir
 
 
 def load_splits(config):
@@ -132,7 +162,11 @@ def train(config, run_dir):
     """Trains a translator in `run_dir` (resuming it if interrupted) and scores it on the test split."""
     from toolkit.models.translator import build_translator
     from toolkit.preprocessing.sequences import load_tokenizer, make_tokenizer
-    from toolkit.training import Run, compile_sequence_model, data_fingerprint
+    from toolkit.training import Run, compile_sequence_model, data_fingerprint, load_best
+
+    start_dir = None
+    if config.init_from is not None:
+        config, start_dir = warm_start(config)
 
     with Run(run_dir, KIND, config) as run:
         train_pairs, validation_pairs, test_pairs = load_splits(config)
@@ -141,6 +175,11 @@ def train(config, run_dir):
 
         if (run.run_dir / "target_tokenizer.json").exists():
             source_tokenizer, target_tokenizer = load_tokenizer(run.run_dir, "source"), load_tokenizer(run.run_dir, "target")
+        elif start_dir is not None:
+            source_tokenizer, target_tokenizer = load_tokenizer(start_dir, "source"), load_tokenizer(start_dir, "target")
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            source_tokenizer.save(run.run_dir, "source")
+            target_tokenizer.save(run.run_dir, "target")
         else:
             print(f"Building {config.tokenizer} vocabularies from {len(train_pairs)} training pairs...", file=sys.stderr)
             source_tokenizer = make_tokenizer(config.tokenizer, train_pairs.source, config.vocabulary_size)
@@ -154,6 +193,8 @@ def train(config, run_dir):
         validation_batches = make_batches(validation_pairs, source_tokenizer, target_tokenizer, config.batch_size)
         model = build_translator(source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size,
                                  **config.model_settings())
+        if start_dir is not None:  # a resumed run's checkpoint then replaces these weights
+            model.set_weights(load_best(start_dir).get_weights())
         compile_sequence_model(model, run.optimizer(train=train_batches), config.label_smoothing)
         model, results = run.fit(model, train_batches, validation_batches)
         translator = TranslationGraph(model, source_tokenizer, target_tokenizer)
