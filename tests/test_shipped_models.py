@@ -124,7 +124,7 @@ def test_shipped_translator_bleu_on_test_2016_flickr():
 
     report = evaluate(SHIPPED / "translator_en_de", SHARED_DATA / "multi30k", split="test_2016_flickr")
     assert report["sentences"] == 1000 and report["beam_size"] == 5
-    assert report["bleu"] >= 32.0 and report["chrf"] >= 55.0
+    assert report["bleu"] >= 36.0 and report["chrf"] >= 60.0  # the aim (36), which version 3 reached
 
 
 @needs_data("flickr8k")
