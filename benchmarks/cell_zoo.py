@@ -20,16 +20,17 @@ from pathlib import Path
 
 # name: options; all share units, embedding size, epochs, vocabulary, length and seed.
 VARIANTS = {
-    "simple_rnn": ["--cell", "simple_rnn", "--activation", "tanh"],
-    "simple_rnn-relu": ["--cell", "simple_rnn", "--activation", "relu"],
-    "lstm": ["--cell", "lstm"],
-    "gru": ["--cell", "gru"],
+    "simple_rnn": ["--unidirectional", "--cell", "simple_rnn", "--activation", "tanh"],
+    "simple_rnn-relu": ["--unidirectional", "--cell", "simple_rnn", "--activation", "relu"],
+    "lstm": ["--unidirectional", "--cell", "lstm"],
+    "gru": ["--unidirectional", "--cell", "gru"],
     "lstm-bidirectional": ["--cell", "lstm", "--bidirectional"],
-    "gru-2-layers": ["--cell", "gru", "--layers", "2"],
+    "gru-2-layers": ["--unidirectional", "--cell", "gru", "--layers", "2"],
     # The same three cells with the small U(-0.08, 0.08) recurrent initialisation instead of orthogonal.
-    "simple_rnn-uniform": ["--cell", "simple_rnn", "--activation", "tanh", "--recurrent-init", "uniform"],
-    "lstm-uniform": ["--cell", "lstm", "--recurrent-init", "uniform"],
-    "gru-uniform": ["--cell", "gru", "--recurrent-init", "uniform"],
+    "simple_rnn-uniform": ["--unidirectional", "--cell", "simple_rnn", "--activation", "tanh",
+                           "--recurrent-init", "uniform"],
+    "lstm-uniform": ["--unidirectional", "--cell", "lstm", "--recurrent-init", "uniform"],
+    "gru-uniform": ["--unidirectional", "--cell", "gru", "--recurrent-init", "uniform"],
 }
 
 
@@ -44,7 +45,10 @@ def main():
     args = parser.parse_args()
 
     toolkit = shutil.which("toolkit") or sys.exit("toolkit is not installed: pip install -e .")
-    common = ["--units", str(args.units), "--embedding-dim", "128", "--epochs", str(args.epochs), "--patience", "0",
+    # The classic many-to-one reader (the last state; no pooling, dropout or bigrams), one direction unless asked.
+    common = ["--pooling", "last", "--dropout", "0", "--bigram-buckets", "0", "--vocabulary-size", "20000",
+              "--monitor", "val_loss",
+              "--units", str(args.units), "--embedding-dim", "128", "--epochs", str(args.epochs), "--patience", "0",
               "--max-length", str(args.max_length), "--clip-norm", "1.0", "--seed", "1"]
     if args.data_dir:
         common += ["--data-dir", args.data_dir]

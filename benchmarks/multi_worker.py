@@ -72,7 +72,10 @@ def main():
             run_dir = tmp / f"run{workers}"
             args = ["train", "sentiment", "--data-dir", str(tmp / "data"), "--out", str(run_dir),
                     "--epochs", str(options.epochs), "--batch-size", str(options.batch_size), "--units", "32",
-                    "--embedding-dim", "32", "--vocabulary-size", "1000"]
+                    "--embedding-dim", "32", "--vocabulary-size", "1000",
+                    # the model measured before the defaults became the bidirectional GRU with bigrams
+                    "--cell", "lstm", "--unidirectional", "--pooling", "last", "--dropout", "0", "--bigram-buckets",
+                    "0", "--max-length", "800", "--monitor", "val_loss"]
             if workers > 1:
                 args += ["--strategy", "multi-worker"]
             seconds = train(args, workers, tmp)

@@ -53,7 +53,8 @@ TC = text_classification.TrainConfig
 @setting(TC, "cell", type=click.Choice(CELLS))
 @setting(TC, "units", help="Hidden units per direction.")
 @setting(TC, "embedding_dim")
-@setting(TC, "num_layers", "--layers", help="Stacked recurrent layers.")
+@setting(TC, "num_layers", "--layers", help="Stacked recurrent layers. 0: none, the pooled word (and bigram) "
+                                            "vectors feed the head: a bag of n-grams (fastText).")
 @setting(TC, "bidirectional", "--bidirectional/--unidirectional")
 @setting(TC, "pooling", type=click.Choice(text_classification.POOLINGS),
          help="Sequence to vector: the last hidden state, or max/mean over the valid (unpadded) steps.")
@@ -69,7 +70,8 @@ TC = text_classification.TrainConfig
 @setting(TC, "vocabulary_size")
 @setting(TC, "max_length", help="Tokens kept per review; shorter ones are padded and masked.")
 @setting(TC, "monitor", type=click.Choice(text_classification.MONITORS),
-         help="The validation score that picks the exported epoch and stops early.")
+         help="The validation score that picks the exported epoch and stops early. Default: val_accuracy "
+              "(val_loss with --regression).")
 @setting(TC, "validation_split", help="Fraction of the train folder held out.")
 @setting(TC, "regression", is_flag=True, help="Class folder names are numbers: fit them with squared error.")
 @setting(TC, "init_from", metavar="LM",

@@ -37,9 +37,11 @@ def text_data(tmp_path_factory):
 def tiny_config(text_data):
     from toolkit.tasks.text_classification import TrainConfig
 
+    # The classic many-to-one GRU (the last state reads the review), not the defaults' bidirectional reader.
     return TrainConfig(data_dir=str(text_data), cell="gru", units=8, embedding_dim=8, vocabulary_size=50,
                        max_length=8, batch_size=8, epochs=8, patience=3, learning_rate=0.02, clip_norm=1.0,
-                       validation_split=0.2)
+                       validation_split=0.2, bidirectional=False, pooling="last", dropout=0.0, bigram_buckets=0,
+                       monitor="val_loss")
 
 
 @pytest.fixture(scope="session")

@@ -158,6 +158,28 @@ def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
     assert report["examples"] == test_reviews and sum(map(sum, report["confusion_matrix"])) == test_reviews
 
 
+def test_the_defaults_train_the_measured_recipe_and_keep_the_most_accurate_epoch(runner, text_data, tmp_path):
+    """No architecture options: a bidirectional GRU over words and hashed bigrams, max-pooled, with dropout;
+    the epoch exported is the one of the best validation accuracy, not of the lowest validation loss."""
+    import keras
+
+    from toolkit.models import text_classifier  # noqa: F401  (registers the custom layers for loading)
+
+    run = tmp_path / "run"
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(text_data), "--units", "4",
+                                     "--embedding-dim", "4", "--bigram-buckets", "64", "--epochs", "3",
+                                     "--learning-rate", "0.05", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    model = keras.saving.load_model(run / "best.keras")
+    rnn = model.get_layer("rnn_1")
+    assert isinstance(rnn, keras.layers.Bidirectional) and isinstance(rnn.forward_layer, keras.layers.GRU)
+    assert {"bigram_embedding", "max_pool", "embedding_dropout", "head_dropout"} <= {l.name for l in model.layers}
+    history = json.loads((run / "checkpoint" / "state.json").read_text())["history"]
+    best = json.loads((run / "metrics.json").read_text())["best_epoch"]
+    accuracies = [row["val_accuracy"] for row in history]
+    assert best == 1 + accuracies.index(max(accuracies))
+
+
 def test_regression_on_numeric_class_folders(runner, tmp_path):
     """Folder names as numbers: trained with squared error, answered with a value, scored with MAE and RMSE."""
     import random

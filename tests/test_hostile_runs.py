@@ -34,10 +34,15 @@ def test_a_second_training_into_one_folder_fails_at_once(tiny_config, tmp_path):
             train(tiny_config, tmp_path / "run")
 
 
-def test_a_bad_option_writes_nothing(runner, text_data, tmp_path):
+@pytest.mark.parametrize("options, message", [
+    (["--units", "0"], "units must be a positive number"),
+    (["--layers", "0", "--pooling", "last"], "has no last state"),
+    (["--vocabulary-size", "50000"], "at most 46340 with bigram_buckets"),  # found before the vocabulary is built
+])
+def test_a_bad_option_writes_nothing(runner, text_data, tmp_path, options, message):
     result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(text_data), "--out", str(tmp_path / "r"),
-                                     "--units", "0"])
-    assert "units must be a positive number" in one_error_line(result)
+                                     *options])
+    assert message in one_error_line(result)
     assert not (tmp_path / "r").exists()
 
 

@@ -252,6 +252,7 @@ def test_a_classifier_starts_from_the_language_model_and_shares_its_vocabulary(l
     train(config, tmp_path / "run")
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert (stored["units"], stored["embedding_dim"], stored["vocabulary_size"]) == (8, 8, len(start.vocabulary))
+    assert (stored["cell"], stored["bidirectional"], stored["bigram_buckets"]) == ("lstm", False, 0)  # as the LM
     assert TextPreprocessor.load(tmp_path / "run").vocabulary == start.vocabulary
     classifier = keras.saving.load_model(tmp_path / "run" / "best.keras")
     for name in ("embedding", "rnn_1"):  # a learning rate of 1e-9 leaves the start as it was
@@ -290,7 +291,7 @@ def test_freezing_needs_a_language_model():
 
 @pytest.mark.parametrize("option, message", [
     (["--units", "32"], "units=32 differs from the language model's 8"),
-    (["--bidirectional"], "reads forwards only"),
+    (["--embedding-dim", "16"], "embedding_dim=16 differs from the language model's 8"),
 ])
 def test_settings_that_contradict_the_language_model_are_refused(lm_run, imdb_copy, tmp_path, option, message):
     result = CliRunner().invoke(toolkit, ["train", "sentiment", "--data-dir", str(imdb_copy), "--init-from",

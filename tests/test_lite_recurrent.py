@@ -90,6 +90,21 @@ def test_the_rewrite_answers_as_keras(config, monkeypatch):
     assert np.ptp(model(IDS, training=False).numpy(), axis=0).max() > 1e-4  # the rows differ: not a constant model
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max", "mean_max"])
+def test_a_bag_of_ngrams_answers_as_keras_in_an_ensemble_with_a_reader(pooling):
+    """`num_layers=0` (fastText): the embeddings pooled as they are; beside a recurrent member, as ensembles mix."""
+    bag = build(seed=3, num_layers=0, pooling=pooling, bigram_buckets=13)
+    reader = build(seed=4, cell="gru", bidirectional=True, pooling="max")
+    flatbuffer, ensemble = to_litert(classifier_function([bag])), to_litert(classifier_function([bag, reader]))
+    assert "WHILE" not in operators(flatbuffer) and "CUSTOM" not in operators(flatbuffer)
+    for ids in (IDS, SHORT, EMPTY):
+        expected = bag(ids, training=False).numpy()
+        np.testing.assert_allclose(run_litert(flatbuffer, ids), expected, rtol=1e-5, atol=2e-6)
+        both = (expected + reader(ids, training=False).numpy()) / 2
+        np.testing.assert_allclose(run_litert(ensemble, ids, ids), both, rtol=1e-5, atol=2e-6)
+    assert np.ptp(bag(IDS, training=False).numpy(), axis=0).max() > 1e-4  # the rows differ
+
+
 @pytest.mark.parametrize("activation", [a for a in ACTIVATIONS if a not in ("tanh", "relu")])
 def test_every_simple_rnn_activation_converts(activation):
     model = build(cell="simple_rnn", activation=activation, pooling="mean")

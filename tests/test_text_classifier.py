@@ -69,6 +69,17 @@ def test_invalid_arguments_name_the_value(kwargs, message):
         build_text_classifier(12, **kwargs)
 
 
+def test_no_recurrent_layer_is_a_bag_of_words_until_bigrams_see_the_order():
+    """`num_layers=0`: the pooled word vectors feed the head (fastText); only hashed bigrams know word order."""
+    shuffled = IDS[:1, [2, 0, 3, 1, 4, 5]]  # the first review's four words in another order, then its padding
+    bag = build_text_classifier(12, num_layers=0, embedding_dim=4, pooling="mean")
+    assert not [layer.name for layer in bag.layers if layer.name.startswith("rnn")]
+    np.testing.assert_allclose(bag.predict(shuffled, verbose=0), bag.predict(IDS[:1], verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(bag.predict(IDS, verbose=0)[1], bag.predict(IDS[1:, :2], verbose=0)[0], rtol=1e-5)
+    ngrams = build_text_classifier(12, num_layers=0, embedding_dim=4, pooling="mean", bigram_buckets=50)
+    assert not np.allclose(ngrams.predict(shuffled, verbose=0), ngrams.predict(IDS[:1], verbose=0))
+
+
 def test_hashed_bigrams_keep_padding_and_see_word_order():
     from toolkit.layers.ngrams import HashedBigrams
 

@@ -110,6 +110,7 @@ def configure(config, start, defaults):
 
     A setting the user changed from its default (`defaults`) to something else than the language
     model's is refused, naming both: the layers must have the shapes of the ones they start from.
+    The classifier reads forwards, and adds no bigram vectors unless asked (`bigram_buckets`).
     """
     changes = {}
     for name in ARCHITECTURE:
@@ -118,9 +119,9 @@ def configure(config, start, defaults):
             raise ValueError(f"{name}={ours!r} differs from the language model's {theirs!r}: a classifier started "
                              f"from it (--init-from) takes its layers' shapes; leave --{name.replace('_', '-')} out")
         changes[name] = theirs
-    if config.bidirectional:
-        raise ValueError("bidirectional=True: the language model reads forwards only, so a classifier started from "
-                         "it is unidirectional; leave --bidirectional out")
+    changes["bidirectional"] = False  # it reads forwards, as the language model did
+    if config.bigram_buckets == defaults.bigram_buckets:
+        changes["bigram_buckets"] = 0  # the language model's layers never saw bigram vectors added to its words
     changes["vocabulary_size"] = len(start.vocabulary)
     return dataclasses.replace(config, **changes)
 

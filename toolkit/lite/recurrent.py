@@ -106,9 +106,11 @@ class _Classifier:
         self.pooling = POOLINGS[pools]
         recurrent = sorted(layer_name for layer_name in layers if layer_name.startswith("rnn_"))
         count = len(recurrent)
-        if count == 0 or any(f"rnn_{i}" not in layers for i in range(1, count + 1)):
+        if any(f"rnn_{i}" not in layers for i in range(1, count + 1)):
             raise ValueError(f"model {name!r} is not a text classifier of build_text_classifier: its recurrent "
                              f"layers must be rnn_1 .. rnn_N. Received: {recurrent}")
+        if count == 0 and self.pooling == "last":
+            raise ValueError(f"model {name!r} has no recurrent layer and no pooling: nothing to take the last of")
         self.recurrent = []
         for i in range(1, count + 1):
             layer = layers[f"rnn_{i}"]
@@ -142,7 +144,21 @@ class _Classifier:
             x = x + tf.gather(table, _bigram_ids(ids, vocabulary_size, num_buckets))
         for i, layer in enumerate(self.recurrent):
             x = layer(x, mask, self.pooling if i == len(self.recurrent) - 1 else "sequence")
+        if not self.recurrent:  # a bag of n-grams (`num_layers=0`): the embeddings pooled as they are
+            x = _pool(x, mask, self.pooling)
         return keras.activations.get(self.head_activation)(tf.matmul(x, self.head_kernel) + self.head_bias)
+
+
+def _pool(x, mask, pooling):
+    """`MaskedGlobalAveragePooling1D` / `MaskedGlobalMaxPooling1D` over time-major `x [time, batch, features]`."""
+    valid = tf.expand_dims(tf.cast(mask, x.dtype), -1)  # not [..., None]: LiteRT's StridedSlice has no new axes
+    pooled = []
+    if pooling in ("mean", "mean_max"):
+        pooled.append(tf.reduce_sum(x * valid, axis=0) / tf.maximum(tf.reduce_sum(valid, axis=0), 1.0))
+    if pooling in ("max", "mean_max"):
+        highest = tf.reduce_max(tf.where(valid > 0, x, tf.fill(tf.shape(x), LOWEST)), axis=0)
+        pooled.append(tf.where(tf.reduce_max(valid, axis=0) > 0, highest, tf.zeros_like(highest)))
+    return pooled[0] if len(pooled) == 1 else tf.concat(pooled, axis=-1)
 
 
 def _bigram_ids(ids, vocabulary_size, num_buckets):

@@ -36,7 +36,9 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         num_classes: classes for `multiclass`.
         cell: `simple_rnn`, `lstm` or `gru`.
         units: hidden units per direction.
-        num_layers: stacked recurrent layers; each but the last returns its whole sequence.
+        num_layers: stacked recurrent layers; each but the last returns its whole sequence. 0: none, the
+            pooled embeddings of the words (and bigrams) feed the head: a bag of n-grams, fastText's model
+            (Joulin et al., 2016), linear in the words' vectors; `pooling` must then be one over time.
         bidirectional: read forwards and backwards and concatenate.
         pooling: how the sequence becomes one vector: `last` (the final hidden state, the
             classic many-to-one), `max`, `mean` or `mean_max` over the valid time steps.
@@ -55,8 +57,11 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         raise ValueError(f"pooling must be one of {list(POOLINGS)}. Received: pooling={pooling!r}")
     if task == "multiclass" and num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 for multiclass. Received: num_classes={num_classes!r}")
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be at least 1. Received: num_layers={num_layers!r}")
+    if num_layers < 0:
+        raise ValueError(f"num_layers must be at least 0. Received: num_layers={num_layers!r}")
+    if num_layers == 0 and pooling == "last":
+        raise ValueError("num_layers=0 has no recurrent state to take the last of: pool the embeddings "
+                         "(pooling='mean', 'max' or 'mean_max')")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
     regularizer = keras.regularizers.L2(l2) if l2 else None
