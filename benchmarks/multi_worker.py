@@ -75,7 +75,7 @@ def main():
                     "--embedding-dim", "32", "--vocabulary-size", "1000",
                     # the model measured before the defaults became the bidirectional GRU with bigrams
                     "--cell", "lstm", "--unidirectional", "--pooling", "last", "--dropout", "0", "--bigram-buckets",
-                    "0", "--max-length", "800", "--monitor", "val_loss"]
+                    "0", "--max-length", "800", "--monitor", "val_loss", "--clip-norm", "0"]
             if workers > 1:
                 args += ["--strategy", "multi-worker"]
             seconds = train(args, workers, tmp)

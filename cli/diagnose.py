@@ -17,7 +17,8 @@ def diagnose():
 @click.option("--activation", default="tanh", show_default=True, help="SimpleRNN state activation (tanh, relu, ...).")
 @options.recurrent_init
 @click.option("--model", "run_dirs", type=click.Path(file_okay=False), multiple=True,
-              help="A `toolkit train sentiment` run folder: measure its trained model instead (repeatable).")
+              help="A `toolkit train sentiment` run folder trained with --bigram-buckets 0: measure its trained "
+                   "model instead (repeatable).")
 @click.option("--length", default=200, show_default=True, help="T: reviews are cut to their first T tokens.")
 @click.option("--reviews", default=32, show_default=True, help="Reviews averaged over (IMDB train split).")
 @click.option("--units", default=64, show_default=True)

@@ -84,6 +84,11 @@ def setting(config_class, name, *flags, **kwargs):
     return click.option(*flags, name, **kwargs)
 
 
+def _zero_is_off(ctx, param, value):
+    """`--clip-norm 0`: no clipping (the config's None), where the default clips."""
+    return None if value == 0 else value
+
+
 def run_options(config_class):
     """The options every `toolkit train` command has: where the run goes, and `toolkit.config.RunConfig`'s settings."""
     decorators = [
@@ -95,10 +100,10 @@ def run_options(config_class):
         setting(config_class, "learning_rate", help="Peak learning rate."),
         setting(config_class, "schedule", type=click.Choice(SCHEDULES),
                 help="Learning rate: constant, cosine decay to zero over --epochs, or step (x0.1 at 50% and 75%)."),
-        setting(config_class, "clip_norm",
+        setting(config_class, "clip_norm", callback=_zero_is_off,
                 help="Clip gradients to this global norm: backpropagation through time can explode. Default: off."
                 if _default(config_class, "clip_norm") is None else
-                "Clip gradients to this global norm: backpropagation through time can explode."),
+                "Clip gradients to this global norm: backpropagation through time can explode. 0: off."),
         setting(config_class, "patience", type=int,
                 help="Stop after this many epochs without a better validation score"
                      + (" (default: train every epoch)." if _default(config_class, "patience") is None else ".")),

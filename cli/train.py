@@ -77,7 +77,8 @@ TC = text_classification.TrainConfig
 @setting(TC, "init_from", metavar="LM",
          help="Start the embedding and recurrent layer from a language model (`toolkit train language-model`): its run "
               "folder, or an exported one (a name such as review_lm, or its folder). The classifier takes its cell, "
-              "sizes and vocabulary, reads forwards, and fine-tunes every layer.")
+              "sizes and vocabulary, reads forwards, adds no bigram vectors (unless --bigram-buckets differs from the "
+              "default), and fine-tunes every layer.")
 @setting(TC, "freeze_epochs", help="With --init-from: keep the started layers as they are for this many epochs, "
                                      "while the new head learns on their features (gradual unfreezing).")
 @setting(TC, "pretrained_rate", help="With --init-from: the started layers learn at this fraction of --learning-rate "

@@ -134,9 +134,10 @@ def test_train_refuses_unusable_folders(runner, tmp_path):
 def test_train_export_evaluate_round_trip(runner, text_data, tmp_path):
     run = tmp_path / "run"
     common = ["--data-dir", str(text_data), "--units", "4", "--embedding-dim", "4", "--vocabulary-size", "30",
-              "--max-length", "8", "--batch-size", "16", "--out", str(run)]
+              "--max-length", "8", "--batch-size", "16", "--clip-norm", "0", "--out", str(run)]
     result = runner.invoke(toolkit, ["train", "sentiment", "--cell", "simple_rnn", "--epochs", "1", *common])
     assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["train"]["clip_norm"] is None  # 0: no clipping
     test_reviews = sum(files_per_class(text_data / "test").values())
     assert json.loads((run / "metrics.json").read_text())["test_examples"] == test_reviews
     assert "test accuracy" in result.stdout.splitlines()[-1]

@@ -46,6 +46,23 @@ def test_a_bad_option_writes_nothing(runner, text_data, tmp_path, options, messa
     assert not (tmp_path / "r").exists()
 
 
+def test_settings_a_run_predates_are_read_as_it_trained(tmp_path):
+    """A config.json written before an option existed (or before the defaults changed) is read with the
+    value that run trained with, not today's default: it resumes with the options it was started with."""
+    from toolkit.tasks.text_classification import TrainConfig
+    from toolkit.training import check_same_settings
+
+    old = dataclasses.replace(TrainConfig(), cell="lstm", bidirectional=False, pooling="last", dropout=0.0,
+                              bigram_buckets=0, monitor="val_loss", clip_norm=None)
+    stored = {k: v for k, v in old.settings().items() if k not in ("bigram_buckets", "monitor", "crop")}
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "text_classifier", "train": stored}))
+    assert TrainConfig.from_settings(stored) == old
+    check_same_settings(tmp_path, old.settings(), defaults=TrainConfig.absent())  # resumes
+    with pytest.raises(ToolkitError, match=r"other settings \(monitor\)"):
+        check_same_settings(tmp_path, dataclasses.replace(old, monitor=None).settings(),
+                            defaults=TrainConfig.absent())
+
+
 def test_a_resumed_run_refuses_other_data_and_cleans_leftovers(tiny_config, text_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(text_data, data)

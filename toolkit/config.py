@@ -53,6 +53,14 @@ class RunConfig:
     RESUMABLE = ("epochs", "patience", "strategy")
     # Settings renamed since runs were first written: old name -> new name (old runs still resume).
     RENAMED = {}
+    # What a setting was in runs written before it was stored (the option did not exist, or had another
+    # default then): a stored config that lacks it is read with this value, not today's default.
+    ABSENT = {}
+
+    @classmethod
+    def absent(cls):
+        """The settings a stored config lacks are read as: `ABSENT`, else today's defaults."""
+        return {**cls().settings(), **cls.ABSENT}
 
     def settings(self):
         """The settings as a plain dict: what `config.json` stores under "train"."""
@@ -74,7 +82,7 @@ class RunConfig:
     @classmethod
     def from_settings(cls, settings):
         """A config from a stored "train" dict, mapping renamed settings and ignoring unknown ones."""
-        settings = {cls.RENAMED.get(k, k): v for k, v in settings.items()}
+        settings = {**cls.ABSENT, **{cls.RENAMED.get(k, k): v for k, v in settings.items()}}
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in settings.items() if k in names})
 

@@ -65,6 +65,8 @@ def sensitivity(model, ids, labels, batch_size=16):
     import tensorflow as tf
 
     embedding = model.get_layer("embedding")
+    if "rnn_1" not in {layer.name for layer in model.layers}:
+        raise ToolkitError("the model has no recurrent layer (--layers 0): there is no state to follow through time")
     rnn = model.get_layer("rnn_1")
     forward = getattr(rnn, "forward_layer", rnn)
     after = model.layers[model.layers.index(embedding) + 1:]

@@ -67,6 +67,9 @@ class TrainConfig(settings.RunConfig):
     pretrained_rate: float = 1.0  # --init-from: the started layers learn at this fraction of the learning rate
 
     RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where token ids are kept, not which
+    # Options added after the first runs were written, as those runs trained: off (the defaults of that time).
+    ABSENT = {"bigram_buckets": 0, "word_dropout": 0.0, "crop": 0.0, "monitor": "val_loss", "init_from": None,
+              "freeze_epochs": 0, "pretrained_rate": 1.0}
 
     def validate(self):
         super().validate()
