@@ -22,6 +22,8 @@ RECURRENT_INITS = ("orthogonal", "glorot_uniform", "uniform", "identity")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 # Where a run trains (see `toolkit.distribute`), and the precision its layers compute in.
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+# The most words a model with hashed bigrams may have: a pair of word ids is one int32, a * words + b.
+MAX_BIGRAM_VOCABULARY = 46340  # the largest n with n * n < 2 ** 31
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # The widest beam and the largest length penalty a search takes: from the command line, from Python, and
 # (cut to these, since a serving graph cannot refuse one row) from a REST request, so no request can make

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from toolkit.config import MAX_BIGRAM_VOCABULARY
+
 
 @keras.saving.register_keras_serializable(package="toolkit")
 class HashedBigrams(keras.layers.Layer):
@@ -16,8 +18,8 @@ class HashedBigrams(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, num_buckets, **kwargs):
         super().__init__(**kwargs)
-        if vocabulary_size ** 2 >= 2 ** 31:
-            raise ValueError(f"vocabulary_size must be below 46341 for int32 pair ids. "
+        if vocabulary_size > MAX_BIGRAM_VOCABULARY:
+            raise ValueError(f"vocabulary_size must be at most {MAX_BIGRAM_VOCABULARY} for int32 pair ids. "
                              f"Received: vocabulary_size={vocabulary_size!r}")
         if num_buckets < 2:
             raise ValueError(f"num_buckets must be at least 2. Received: num_buckets={num_buckets!r}")

@@ -91,9 +91,9 @@ class TrainConfig(settings.RunConfig):
                              "mean, max or mean_max")
         settings.at_least(self, "vocabulary_size", 3)  # padding, unknown and one word
         settings.at_least(self, "bigram_buckets", 0)
-        if self.bigram_buckets and self.vocabulary_size ** 2 >= 2 ** 31:  # `HashedBigrams`' pair ids are int32
-            raise ValueError(f"vocabulary_size must be at most 46340 with bigram_buckets (pairs of word ids are "
-                             f"int32). Received: vocabulary_size={self.vocabulary_size!r}")
+        if self.bigram_buckets and self.vocabulary_size > settings.MAX_BIGRAM_VOCABULARY:
+            raise ValueError(f"vocabulary_size must be at most {settings.MAX_BIGRAM_VOCABULARY} with bigram_buckets "
+                             f"(pairs of word ids are int32). Received: vocabulary_size={self.vocabulary_size!r}")
         settings.at_least(self, "l2", 0)
         settings.fraction(self, "dropout", "word_dropout", "crop")
         settings.fraction(self, "validation_split", open_zero=True)
