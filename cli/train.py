@@ -4,7 +4,7 @@ import click
 
 from cli import options
 from cli.options import setting
-from toolkit.config import ACTIVATIONS, CELLS
+from toolkit.config import ACTIVATIONS, BIGRAM_HASHES, CELLS
 from toolkit.tasks import (
     captioning,
     forecasting,
@@ -63,10 +63,18 @@ TC = text_classification.TrainConfig
 @setting(TC, "dropout", help="On embeddings (channels) and before the head.")
 @setting(TC, "bigram_buckets",
          help="Add embeddings of hashed (previous word, word) pairs: short phrases as units. 0 = off.")
+@setting(TC, "bigram_hash", type=click.Choice(BIGRAM_HASHES),
+         help="How a word pair picks its bucket: spectral (pairs of frequent words kept apart), or vocabulary (runs "
+              "made before this option, resumed as they began).")
 @setting(TC, "word_dropout", help="Training only: drop this fraction of each review's words, anew each epoch.")
 @setting(TC, "crop", help="Training only: cut this fraction of reviews, drawn anew each epoch, to a random run of "
                            "their words (5 words to all, log-uniformly): a model that also reads one-line reviews.")
 @setting(TC, "l2", help="L2 weight penalty: a Gaussian prior, i.e. MAP training.")
+@setting(TC, "naive_bayes", "--naive-bayes", is_flag=True,
+         help="With --layers 0 and two classes: NBSVM (Wang & Manning), the strong linear baseline. Each distinct word "
+              "and bigram of a review weighs its naive Bayes log-count ratio times a learned weight, under --l2 "
+              "(a Gaussian prior: MAP). --cell, --units, --embedding-dim, --pooling and --dropout build nothing; "
+              "--word-dropout and --crop still apply.")
 @setting(TC, "vocabulary_size")
 @setting(TC, "max_length", help="Tokens kept per review; shorter ones are padded and masked.")
 @setting(TC, "monitor", type=click.Choice(text_classification.MONITORS),

@@ -181,6 +181,41 @@ def test_the_defaults_train_the_measured_recipe_and_keep_the_most_accurate_epoch
     assert best == 1 + accuracies.index(max(accuracies))
 
 
+def test_naive_bayes_trains_exports_and_answers_on_both_runtimes(runner, text_data, tmp_path):
+    """`--layers 0 --naive-bayes` (NBSVM): its ratios come from the training split's counts, and the export
+    answers alike from the SavedModel and from its LiteRT form."""
+    import keras
+
+    from toolkit.models import text_classifier  # noqa: F401  (registers the custom layers for loading)
+    from toolkit.preprocessing.text import TextPreprocessor
+
+    run, models = tmp_path / "run", tmp_path / "models"
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(text_data), "--layers", "0",
+                                     "--naive-bayes", "--bigram-buckets", "64", "--vocabulary-size", "30",
+                                     "--epochs", "2", "--learning-rate", "0.05", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "Naive Bayes: counted" in result.stderr
+    ratios = keras.saving.load_model(run / "best.keras").get_layer("word_evidence").ratios.numpy()
+    vocabulary = TextPreprocessor.load(run).vocabulary
+    assert all(ratios[vocabulary.index(word)] > 0.5 for word in POSITIVE if word in vocabulary)
+    assert all(ratios[vocabulary.index(word)] < -0.5 for word in NEGATIVE if word in vocabulary)
+    assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
+
+    assert runner.invoke(toolkit, ["export", str(run), "--name", "nb", "--to", str(models)]).exit_code == 0
+    (tmp_path / "good.txt").write_text("A brilliant film, I loved it.")
+    (tmp_path / "bad.txt").write_text("Dull, boring, awful.")
+    answers = {}
+    for runtime in ("tensorflow", "litert"):
+        result = runner.invoke(toolkit, ["predict", "--model", str(models / "nb"), "--runtime", runtime, "--json",
+                                         str(tmp_path / "good.txt"), str(tmp_path / "bad.txt")])
+        assert result.exit_code == 0, result.output
+        answers[runtime] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["label"] for a in answers["litert"]] == ["pos", "neg"]
+    for tf_answer, lite_answer in zip(answers["tensorflow"], answers["litert"]):
+        assert tf_answer["label"] == lite_answer["label"]
+        assert tf_answer["probability"] == pytest.approx(lite_answer["probability"], abs=1e-5)
+
+
 def test_regression_on_numeric_class_folders(runner, tmp_path):
     """Folder names as numbers: trained with squared error, answered with a value, scored with MAE and RMSE."""
     import random

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import toolkit
-from tests.helpers import one_error_line
+from tests.helpers import NEGATIVE, POSITIVE, one_error_line, write_reviews
 from toolkit.atomic import folder_lock
 from toolkit.errors import ToolkitError
 from toolkit.tasks.text_classification import train
@@ -37,6 +37,8 @@ def test_a_second_training_into_one_folder_fails_at_once(tiny_config, tmp_path):
 @pytest.mark.parametrize("options, message", [
     (["--units", "0"], "units must be a positive number"),
     (["--layers", "0", "--pooling", "last"], "has no last state"),
+    (["--naive-bayes"], "use it with num_layers=0"),
+    (["--layers", "0", "--naive-bayes", "--regression"], "without --regression"),
     (["--vocabulary-size", "50000"], "at most 46340 with bigram_buckets"),  # found before the vocabulary is built
 ])
 def test_a_bad_option_writes_nothing(runner, text_data, tmp_path, options, message):
@@ -44,6 +46,19 @@ def test_a_bad_option_writes_nothing(runner, text_data, tmp_path, options, messa
                                      *options])
     assert message in one_error_line(result)
     assert not (tmp_path / "r").exists()
+
+
+def test_naive_bayes_on_three_classes_is_one_line_and_writes_no_run(runner, tmp_path):
+    import random
+
+    rng = random.Random(2)
+    for name, words in (("neg", NEGATIVE), ("pos", POSITIVE), ("mixed", NEGATIVE[:2] + POSITIVE[:2])):
+        write_reviews(tmp_path / "data" / "train" / name, words, 10, rng)
+    out = tmp_path / "r"
+    result = runner.invoke(toolkit, ["train", "sentiment", "--data-dir", str(tmp_path / "data"), "--layers", "0",
+                                     "--naive-bayes", "--out", str(out)])
+    assert "--naive-bayes needs two classes; the data has 3" in one_error_line(result)
+    assert not (out / "config.json").exists()  # the same --out trains another model afterwards
 
 
 def test_settings_a_run_predates_are_read_as_it_trained(tmp_path):
@@ -57,10 +72,19 @@ def test_settings_a_run_predates_are_read_as_it_trained(tmp_path):
     stored = {k: v for k, v in old.settings().items() if k not in ("bigram_buckets", "monitor", "crop")}
     (tmp_path / "config.json").write_text(json.dumps({"kind": "text_classifier", "train": stored}))
     assert TrainConfig.from_settings(stored) == old
+    before_the_spectral_hash = {k: v for k, v in stored.items() if k != "bigram_hash"}
+    assert TrainConfig.from_settings(before_the_spectral_hash).bigram_hash == "vocabulary"
     check_same_settings(tmp_path, old.settings(), defaults=TrainConfig.absent())  # resumes
     with pytest.raises(ToolkitError, match=r"other settings \(monitor\)"):
         check_same_settings(tmp_path, dataclasses.replace(old, monitor=None).settings(),
                             defaults=TrainConfig.absent())
+
+    # One from before the spectral hash and without bigrams: the hash is moot, so it resumes with today's default.
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "text_classifier", "train": before_the_spectral_hash}))
+    assert old.unused_settings() == ("bigram_hash",)
+    check_same_settings(tmp_path, old.settings(), may_change=old.unused_settings(), defaults=TrainConfig.absent())
+    with pytest.raises(ToolkitError, match=r"other settings \(bigram_hash\)"):
+        check_same_settings(tmp_path, old.settings(), defaults=TrainConfig.absent())
 
 
 def test_a_resumed_run_refuses_other_data_and_cleans_leftovers(tiny_config, text_data, tmp_path):

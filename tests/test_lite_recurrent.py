@@ -20,10 +20,10 @@ EMPTY = np.zeros((1, 1), dtype="int32")  # an empty text: one padding step
 # Every cell, both directions, 1-3 layers, every pooling and head, bigrams on and off. A block of 5 steps
 # makes a 12-step batch run three blocks, the last one padded; one model keeps the shipped block.
 CONFIGS = [
-    dict(cell="gru", bidirectional=True, pooling="max", bigram_buckets=13),
+    dict(cell="gru", bidirectional=True, pooling="max", bigram_buckets=13, bigram_hash="spectral"),
     dict(cell="lstm", bidirectional=True, num_layers=2, pooling="mean_max", task="multiclass", num_classes=3),
     dict(cell="simple_rnn", activation="relu", pooling="last", bigram_buckets=7, task="regression"),
-    dict(cell="lstm", num_layers=3, pooling="mean", bigram_buckets=11),
+    dict(cell="lstm", num_layers=3, pooling="mean", bigram_buckets=11, bigram_hash="spectral"),
     dict(cell="gru", num_layers=2, pooling="last", task="multiclass", num_classes=4, dropout=0.3),
     dict(cell="simple_rnn", bidirectional=True, num_layers=3, pooling="max", task="regression"),
     dict(cell="gru", bidirectional=True, num_layers=2, pooling="mean", bigram_buckets=5, block=32),
@@ -103,6 +103,40 @@ def test_a_bag_of_ngrams_answers_as_keras_in_an_ensemble_with_a_reader(pooling):
         both = (expected + reader(ids, training=False).numpy()) / 2
         np.testing.assert_allclose(run_litert(ensemble, ids, ids), both, rtol=1e-5, atol=2e-6)
     assert np.ptp(bag(IDS, training=False).numpy(), axis=0).max() > 1e-4  # the rows differ
+
+
+def naive_bayes_model(seed, bigram_buckets=13):
+    """An NBSVM with random ratios and weights (training sets them from counts; any values must convert)."""
+    model = build(seed=seed, num_layers=0, naive_bayes=True, bigram_buckets=bigram_buckets, bigram_hash="spectral")
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name.endswith("_evidence"):
+            ratios = rng.normal(size=layer.input_dim).astype("float32")
+            ratios[0] = 0.0
+            layer.ratios.assign(ratios)
+            layer.kernel.assign(rng.normal(size=layer.input_dim).astype("float32"))
+            if layer.use_bias:
+                layer.bias.assign([0.3])
+    return model
+
+
+@pytest.mark.parametrize("bigram_buckets", [0, 13])
+def test_naive_bayes_answers_as_keras_alone_and_beside_a_reader(bigram_buckets):
+    """`naive_bayes=True` (NBSVM): distinct ids sorted (TOPK_V2), no loop, the weights folded into one table."""
+    nb = naive_bayes_model(5, bigram_buckets)
+    reader = build(seed=4, cell="gru", bidirectional=True, pooling="max", bigram_buckets=9)
+    flatbuffer, ensemble = to_litert(classifier_function([nb])), to_litert(classifier_function([nb, reader]))
+    assert "WHILE" not in operators(flatbuffer) and "CUSTOM" not in operators(flatbuffer)
+    repeated = np.array([[3, 3, 3, 5, 0, 0], [3, 5, 0, 0, 0, 0], [5, 3, 5, 3, 3, 5]], dtype="int32")
+    for ids in (IDS, SHORT, EMPTY, repeated):
+        expected = nb(ids, training=False).numpy()
+        np.testing.assert_allclose(run_litert(flatbuffer, ids), expected, rtol=1e-5, atol=2e-6)
+        both = (expected + reader(ids, training=False).numpy()) / 2
+        np.testing.assert_allclose(run_litert(ensemble, ids, ids), both, rtol=1e-5, atol=2e-6)
+    assert np.ptp(nb(IDS, training=False).numpy(), axis=0).max() > 1e-4  # the rows differ
+    if not bigram_buckets:  # a bag: how often a word occurs does not count, only whether
+        outputs = nb(repeated, training=False).numpy()
+        assert outputs[0, 0] == pytest.approx(outputs[1, 0]) and outputs[1, 0] != pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("activation", [a for a in ACTIVATIONS if a not in ("tanh", "relu")])

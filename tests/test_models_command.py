@@ -45,7 +45,7 @@ def test_the_shipped_models_with_their_headline_scores(monkeypatch):
     assert rows["captioner"][4] == "bleu_4 20.49, cider_d 51.85"  # the beam size it serves with (3)
     assert rows["forecast_co2"][3:5] == ["litert", rows["forecast_co2"][4]] and rows["forecast_co2"][4].startswith(
         "mae 0.6027")  # the model's, not the baselines'
-    assert rows["sentiment"][3:5] == ["litert", "members: accuracy 0.8724; accuracy 0.8772; accuracy 0.8799"]
+    assert rows["sentiment"][3:5] == ["litert", "accuracy 0.9164"]
     assert rows["sentiment"][5:] == [str(SHIPPED / "sentiment" / "MODEL_CARD.md"),
                                      str(resolve_model_dir(SHIPPED / "sentiment"))]
 
@@ -61,8 +61,21 @@ def test_json_is_one_strict_object_per_model(monkeypatch):
         "runtime": "litert", "test": {"accuracy": 0.8955, "accuracy_flip_averaged": 0.9049},
         "card": str(SHIPPED / "cifar10_resnet" / "MODEL_CARD.md"),
         "folder": str(SHIPPED / "cifar10_resnet" / str(versions[0]))}
-    assert [m["accuracy"] for m in records["sentiment"]["test"]["members"]] == pytest.approx([0.8724, 0.8772, 0.8799],
-                                                                                           abs=1e-4)
+    assert records["sentiment"]["test"] == {"accuracy": pytest.approx(0.9164, abs=1e-4)}
+
+
+def test_an_ensemble_shows_its_members_scores(tmp_path, monkeypatch):
+    """An ensemble has no test score of its own in its metadata (its card has it): each member's is shown."""
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    fake_model(tmp_path, "trio", 1, {"kind": "text_classifier", "ensemble": [
+        {"run": f"runs/m{i}", "metrics": {"test": {"accuracy": accuracy}}} for i, accuracy in enumerate([0.87, 0.88])]})
+    result, lines = run_models()
+    assert result.exit_code == 0, result.output
+    rows = {row[0]: row for row in (line.split("\t") for line in lines)}
+    assert rows["trio"][4] == "members: accuracy 0.87; accuracy 0.88"
+    result, lines = run_models("--json")
+    records = {r["name"]: r for r in map(json.loads, lines)}
+    assert [m["accuracy"] for m in records["trio"]["test"]["members"]] == [0.87, 0.88]
 
 
 def test_the_search_path_in_order_newest_versions_and_models_of_other_tools(tmp_path, monkeypatch):

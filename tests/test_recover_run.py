@@ -101,6 +101,28 @@ def test_text_classifier_ensemble_answers_the_same(recover_run, tiny_run, lstm_r
     assert [r["probability"] for r in new] == pytest.approx([r["probability"] for r in old], abs=1e-6)
 
 
+def test_naive_bayes_with_a_spectrally_hashed_reader_answers_the_same(recover_run, tiny_config, tmp_path):
+    """NBSVM's fixed ratios, its weights and bias, and a bigram reader's spectral hash all come back."""
+    import dataclasses
+
+    from toolkit.tasks import export_runs
+    from toolkit.tasks.text_classification import TextClassifier, train
+
+    runs = [tmp_path / "nbsvm", tmp_path / "reader"]
+    train(dataclasses.replace(tiny_config, num_layers=0, naive_bayes=True, pooling="mean", bigram_buckets=64,
+                              epochs=2), runs[0])
+    train(dataclasses.replace(tiny_config, bigram_buckets=64, epochs=1), runs[1])
+    ensemble = export_runs(runs, tmp_path / "before", "sentiment", 1)
+    members = recover_run.recover(ensemble, tmp_path / "recovered")
+    exported = export_runs(members, tmp_path / "after", "sentiment", 1)
+    texts = ["A wonderful film, superb actors.", "boring and dull", "the plot was terrible but the actors great", ""]
+    old, new = TextClassifier(ensemble).predict(texts), TextClassifier(exported).predict(texts)
+    assert [r["label"] for r in new] == [r["label"] for r in old]
+    assert [r["probability"] for r in new] == pytest.approx([r["probability"] for r in old], abs=1e-6)
+    ratios = keras.saving.load_model(members[0] / "best.keras").get_layer("word_evidence").ratios.numpy()
+    assert np.abs(ratios).max() > 0.5  # the counted ratios, not zeros
+
+
 def test_auto_named_layers_are_mapped_by_their_stem(recover_run):
     """Keras numbers the layers it names (`gru`, `gru_1`, ...) per process: a `Bidirectional`'s `forward_gru_3` in
     the export is the rebuilt model's `forward_gru` or `forward_gru_7`, never another stem."""

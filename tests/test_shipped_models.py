@@ -47,7 +47,7 @@ def test_shipped_sentiment_accuracy_on_all_25000_test_reviews():
 
     report = evaluate(SHIPPED / "sentiment", SHARED_DATA / "imdb")
     assert report["examples"] == 25000
-    assert report["accuracy"] >= 0.89
+    assert report["accuracy"] >= 0.91  # version 2, NBSVM: 91.64%; version 1, three RNNs: 89.28%
 
 
 @pytest.mark.slow

@@ -80,6 +80,36 @@ def test_no_recurrent_layer_is_a_bag_of_words_until_bigrams_see_the_order():
     assert not np.allclose(ngrams.predict(shuffled, verbose=0), ngrams.predict(IDS[:1], verbose=0))
 
 
+def test_the_spectral_hash_keeps_pairs_of_frequent_words_apart():
+    """With 30,000 words and 30,000 buckets the old hash's multiplier is 1 (mod 29,999): "not good" and
+    "good not" shared a bucket, and so did (a + 1, b - 1). The spectral one gives every pair of the 150 most
+    frequent words a bucket of its own."""
+    from toolkit.layers.ngrams import HashedBigrams, spectral_multiplier
+
+    frequent = np.arange(2, 152, dtype="int32")
+    pairs = np.stack(np.meshgrid(frequent, frequent), -1).reshape(-1, 2)  # every (previous, word) of them
+    buckets = {}
+    for hash_ in ("spectral", "vocabulary"):
+        layer = HashedBigrams(vocabulary_size=30000, num_buckets=30000, hash=hash_)
+        buckets[hash_] = np.asarray(layer(pairs))[:, 1]
+    assert len(set(buckets["spectral"])) == len(pairs)
+    assert len(set(buckets["vocabulary"])) < len(pairs) / 50  # (a, b) -> a + b (mod 29,999)
+    assert buckets["vocabulary"][0] == (2 * 30000 + 2) % 29999 + 1  # the old models' buckets, unchanged
+    assert spectral_multiplier(2_000_000) < 46340  # previous * c stays in int32
+
+
+def test_a_saved_bigram_layer_without_a_hash_reads_as_the_old_one():
+    from toolkit.layers.ngrams import HashedBigrams
+
+    layer = HashedBigrams.from_config({"name": "bigram_ids", "vocabulary_size": 30, "num_buckets": 50})
+    assert layer.hash == "vocabulary" and layer.multiplier == 30
+    with pytest.raises(ValueError, match="hash must be one of"):
+        HashedBigrams(30, 50, hash="md5")
+    # A saved spectral layer keeps its multiplier, whatever later code would pick.
+    config = {**HashedBigrams(30, 50, hash="spectral").get_config(), "multiplier": 7}
+    assert HashedBigrams.from_config(config).multiplier == 7
+
+
 def test_hashed_bigrams_keep_padding_and_see_word_order():
     from toolkit.layers.ngrams import HashedBigrams
 
@@ -90,3 +120,37 @@ def test_hashed_bigrams_keep_padding_and_see_word_order():
     model = build_text_classifier(12, units=4, embedding_dim=4, bigram_buckets=50, pooling="max")
     padded = model.predict(IDS, verbose=0)
     np.testing.assert_allclose(padded[1], model.predict(IDS[1:, :2], verbose=0)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_naive_bayes_counts_each_text_once_and_weighs_words_by_their_log_count_ratio():
+    """NBSVM: `r = log(p(word | pos) / p(word | neg))` from document counts (a repeated word counts once), and
+    training starts from weights 0 (probability 0.5 for every text) and learns to separate."""
+    import tensorflow as tf
+
+    from toolkit.models.text_classifier import set_naive_bayes_ratios
+
+    positive, negative, both = 2, 3, 4
+    ids = np.array([[positive, positive, positive, both], [positive, both, 0, 0],
+                    [negative, both, 0, 0], [negative, 5, 0, 0]], dtype="int32")
+    labels = np.array([1, 1, 0, 0], dtype="float32")
+    model = build_text_classifier(6, num_layers=0, naive_bayes=True, bigram_buckets=0, l2=1e-4)
+    assert set_naive_bayes_ratios(model, [(tf.constant(ids), tf.constant(labels))]) == 8  # distinct (text, word) pairs
+    ratios = model.get_layer("word_evidence").ratios.numpy()
+    # Texts containing each id, plus 1, normalised (padding's count zeroed): positive {2, 4} {2, 4},
+    # negative {3, 4} {3, 5}.
+    p = np.array([1, 1, 3, 1, 3, 1]) / 10
+    q = np.array([1, 1, 1, 3, 2, 2]) / 10
+    np.testing.assert_allclose(ratios[1:], np.log(p / q)[1:], rtol=1e-5)
+    assert ratios[0] == 0.0  # padding adds nothing
+    np.testing.assert_allclose(model.predict(ids, verbose=0), 0.5)  # weights start at 0
+    model.compile(keras.optimizers.Adam(0.1), "binary_crossentropy", metrics=["accuracy"])
+    model.fit(ids, labels, epochs=20, verbose=0)
+    assert model.evaluate(ids, labels, verbose=0, return_dict=True)["accuracy"] == 1.0
+    assert model.losses  # the L2 prior on the weights is in the loss
+
+
+def test_naive_bayes_is_refused_where_it_does_not_apply():
+    with pytest.raises(ValueError, match="task='binary' and num_layers=0"):
+        build_text_classifier(12, num_layers=1, naive_bayes=True)
+    with pytest.raises(ValueError, match="task='binary' and num_layers=0"):
+        build_text_classifier(12, num_layers=0, naive_bayes=True, task="multiclass", num_classes=3)

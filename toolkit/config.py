@@ -24,6 +24,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "gelu", "leaky_relu")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 # The most words a model with hashed bigrams may have: a pair of word ids is one int32, a * words + b.
 MAX_BIGRAM_VOCABULARY = 46340  # the largest n with n * n < 2 ** 31
+BIGRAM_HASHES = ("spectral", "vocabulary")  # toolkit.layers.ngrams.HashedBigrams: how a (previous, token) pair is hashed
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # The widest beam and the largest length penalty a search takes: from the command line, from Python, and
 # (cut to these, since a serving graph cannot refuse one row) from a REST request, so no request can make
@@ -58,6 +59,10 @@ class RunConfig:
     # What a setting was in runs written before it was stored (the option did not exist, or had another
     # default then): a stored config that lacks it is read with this value, not today's default.
     ABSENT = {}
+
+    def unused_settings(self):
+        """Settings these ones make moot (a hash with nothing to hash): a run may resume with them changed."""
+        return ()
 
     @classmethod
     def absent(cls):

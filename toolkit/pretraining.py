@@ -105,6 +105,9 @@ def write_start(folder, settings, vocabulary, weights):
             np.savez(f, **arrays)
 
 
+FLAGS = {"num_layers": "layers"}  # settings whose `toolkit train sentiment` option is spelled otherwise
+
+
 def configure(config, start, defaults):
     """`config` (a text classifier's TrainConfig) with the start's architecture and vocabulary size.
 
@@ -117,7 +120,7 @@ def configure(config, start, defaults):
         ours, theirs = getattr(config, name), start.settings[name]
         if ours != getattr(defaults, name) and ours != theirs:
             raise ValueError(f"{name}={ours!r} differs from the language model's {theirs!r}: a classifier started "
-                             f"from it (--init-from) takes its layers' shapes; leave --{name.replace('_', '-')} out")
+                             f"from it (--init-from) takes its layers' shapes; leave --{FLAGS.get(name, name).replace('_', '-')} out")
         changes[name] = theirs
     changes["bidirectional"] = False  # it reads forwards, as the language model did
     if config.bigram_buckets == defaults.bigram_buckets:

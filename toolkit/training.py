@@ -68,7 +68,7 @@ class Run:
         self.kind, self.config = kind, config
         self.folder = self.run_dir = Path(run_dir)  # the run folder; `run_dir` is where this process writes
         self.previous = check_run_folder(self.folder)
-        check_same_settings(self.folder, config.settings(), may_change=config.RESUMABLE,
+        check_same_settings(self.folder, config.settings(), may_change=config.RESUMABLE + config.unused_settings(),
                             defaults=type(config).absent(), renamed=config.RENAMED)
         self.placement = distribute.place(config.strategy)  # before TensorFlow runs an op
         if self.placement.name == "data-parallel" and config.batch_size % self.placement.replicas:

@@ -14,6 +14,10 @@ bias alone. The backward layer of `Bidirectional` reverses the whole padded sequ
 right padding first, skips it, and reads the valid steps last to first; its outputs are flipped back to
 the forward order before the concatenation. What a layer outputs at a padding step (Keras: the previous
 output, or zeros inside `Bidirectional`) never matters: the next layer and the pooling skip those steps.
+
+Models without a recurrent layer need no loop: a bag of n-grams pools its embeddings, and NBSVM
+(`naive_bayes=True`) sums one folded table (ratio times weight) over each row's distinct ids, found by
+sorting (LiteRT's TOPK_V2).
 """
 
 import keras
@@ -24,6 +28,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from toolkit.config import ACTIVATIONS
+from toolkit.layers.naive_bayes import NaiveBayesEvidence
 from toolkit.layers.ngrams import HashedBigrams
 from toolkit.layers.pooling import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D
 
@@ -92,6 +97,11 @@ class _Classifier:
                 raise ValueError(f"model {name!r}: layer {layer_name!r} is quantized "
                                  f"({layer.quantization_mode}); only float weights are supported")
 
+        self.naive_bayes = None
+        if "word_evidence" in layers:  # NBSVM (`naive_bayes=True`): no embedding, recurrent layer or head kernel
+            self._read_naive_bayes(layers, name)
+            return
+
         # === Embeddings ===
         self.embedding = _embedding(layers, "embedding", name)
         self.bigrams = None
@@ -99,7 +109,7 @@ class _Classifier:
             hashing = layers.get("bigram_ids")
             if hashing is None:
                 raise ValueError(f"model {name!r} has a bigram_embedding but no bigram_ids (HashedBigrams) layer")
-            self.bigrams = (hashing.vocabulary_size, hashing.num_buckets, _embedding(layers, "bigram_embedding", name))
+            self.bigrams = (hashing.multiplier, hashing.num_buckets, _embedding(layers, "bigram_embedding", name))
 
         # === Recurrent layers and pooling ===
         pools = tuple(pool for pool in ("mean_pool", "max_pool") if pool in layers)
@@ -127,6 +137,9 @@ class _Classifier:
             raise ValueError(f"model {name!r} is not a text classifier of build_text_classifier: it needs one head "
                              f"layer named one of {list(HEADS)}. Received: {heads}")
         head = layers[heads[0]]
+        if not isinstance(head, keras.layers.Dense):
+            raise ValueError(f"model {name!r}: head {heads[0]!r} is a {type(head).__name__}; build_text_classifier "
+                             "makes a Dense one")
         self.head_activation = keras.activations.serialize(head.activation)
         if self.head_activation != HEADS[heads[0]]:
             raise ValueError(f"model {name!r}: head {heads[0]!r} has activation {self.head_activation!r}; "
@@ -135,13 +148,47 @@ class _Classifier:
         self.head_bias = _constant(head.bias) if head.use_bias else tf.zeros([head.units])
         self.output_units = head.units
 
+    def _read_naive_bayes(self, layers, name):
+        word = layers["word_evidence"]
+        if not word.use_bias or not isinstance(layers.get("probability"), keras.layers.Activation):
+            raise ValueError(f"model {name!r} is not a naive Bayes classifier of build_text_classifier: it needs a "
+                             "word_evidence layer with a bias and a sigmoid 'probability' Activation")
+        tables = [tf.constant(_array(word.ratios) * _array(word.kernel))]
+        bigrams = None
+        if "bigram_evidence" in layers:
+            if "bigram_ids" not in layers:
+                raise ValueError(f"model {name!r} has a bigram_evidence but no bigram_ids (HashedBigrams) layer")
+            evidence = layers["bigram_evidence"]
+            tables.append(tf.constant(_array(evidence.ratios) * _array(evidence.kernel)))
+            bigrams = (layers["bigram_ids"].multiplier, layers["bigram_ids"].num_buckets)
+        bias = _array(word.bias) + sum(_array(layers[name].bias) for name in ("bigram_evidence",)
+                                       if name in layers and layers[name].use_bias)
+        self.naive_bayes = (tables, bigrams, tf.constant(bias))
+        self.head_activation = keras.activations.serialize(layers["probability"].activation)
+        if self.head_activation != "sigmoid":
+            raise ValueError(f"model {name!r}: a naive Bayes classifier's head is a sigmoid. "
+                             f"Received: {self.head_activation!r}")
+        self.output_units = 1
+
+    def _naive_bayes_logits(self, token_ids):
+        """`NaiveBayesEvidence` of the words (and bigrams), with the weights folded into one table each."""
+        tables, bigrams, bias = self.naive_bayes
+        ids = [token_ids]
+        if bigrams is not None:
+            ids.append(tf.transpose(_bigram_ids(tf.transpose(token_ids), *bigrams)))
+        logits = [tf.reduce_sum(tf.gather(table, _distinct(table_ids)), axis=-1, keepdims=True)
+                  for table, table_ids in zip(tables, ids)]
+        return tf.add_n(logits) + bias
+
     def __call__(self, token_ids):
+        if self.naive_bayes is not None:
+            return tf.sigmoid(self._naive_bayes_logits(token_ids))
         ids = tf.transpose(token_ids)  # [time, batch]: the loops read one step at a time
         mask = tf.not_equal(ids, 0)
         x = tf.gather(self.embedding, ids)
         if self.bigrams is not None:
-            vocabulary_size, num_buckets, table = self.bigrams
-            x = x + tf.gather(table, _bigram_ids(ids, vocabulary_size, num_buckets))
+            multiplier, num_buckets, table = self.bigrams
+            x = x + tf.gather(table, _bigram_ids(ids, multiplier, num_buckets))
         for i, layer in enumerate(self.recurrent):
             x = layer(x, mask, self.pooling if i == len(self.recurrent) - 1 else "sequence")
         if not self.recurrent:  # a bag of n-grams (`num_layers=0`): the embeddings pooled as they are
@@ -161,10 +208,18 @@ def _pool(x, mask, pooling):
     return pooled[0] if len(pooled) == 1 else tf.concat(pooled, axis=-1)
 
 
-def _bigram_ids(ids, vocabulary_size, num_buckets):
+def _distinct(ids):
+    """`toolkit.layers.naive_bayes.distinct_ids` on `[batch, time]` ids (sorting converts to LiteRT's TOPK_V2)."""
+    ids = tf.sort(ids, axis=-1)
+    repeat = tf.pad(tf.cast(tf.equal(ids[:, 1:], ids[:, :-1]), tf.int32), [[0, 0], [1, 0]])
+    return tf.where(tf.equal(repeat, 1), tf.zeros_like(ids), ids)
+
+
+def _bigram_ids(ids, multiplier, num_buckets):
     """`HashedBigrams` on time-major ids."""
     previous = tf.pad(ids[:-1], [[1, 0], [0, 0]])
-    buckets = tf.math.floormod(previous * vocabulary_size + ids, num_buckets - 1) + 1
+    m = num_buckets - 1
+    buckets = tf.math.floormod(tf.math.floormod(previous * multiplier, m) + ids, m) + 1
     return tf.where(tf.equal(ids, 0), tf.zeros_like(buckets), buckets)
 
 
@@ -338,4 +393,7 @@ _OTHER_LAYERS = {
     "embedding_dropout": keras.layers.SpatialDropout1D, "mean_pool": MaskedGlobalAveragePooling1D,
     "max_pool": MaskedGlobalMaxPooling1D, "mean_max_pool": keras.layers.Concatenate,
     "head_dropout": keras.layers.Dropout, **{head: keras.layers.Dense for head in HEADS},
+    # naive_bayes=True
+    "word_evidence": NaiveBayesEvidence, "bigram_evidence": NaiveBayesEvidence, "evidence": keras.layers.Add,
+    "probability": (keras.layers.Dense, keras.layers.Activation),
 }

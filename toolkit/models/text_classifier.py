@@ -15,6 +15,7 @@ likelihood one.
 
 import keras
 
+from toolkit.layers.naive_bayes import NaiveBayesEvidence, distinct_ids, log_count_ratios
 from toolkit.layers.ngrams import HashedBigrams
 from toolkit.layers.pooling import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D
 from toolkit.layers.recurrent import recurrent_layer
@@ -27,7 +28,8 @@ POOLINGS = ("last", "max", "mean", "mean_max")
 def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell="lstm", units=64,
                           embedding_dim=128, num_layers=1, bidirectional=False, pooling="last",
                           activation="tanh", dropout=0.0, recurrent_dropout=0.0, l2=0.0, bigram_buckets=0,
-                          recurrent_init="orthogonal", name="text_classifier"):
+                          recurrent_init="orthogonal", naive_bayes=False, bigram_hash="spectral",
+                          name="text_classifier"):
     """Builds the model on token ids (`[batch, time]`, 0 = padding).
 
     Args:
@@ -50,9 +52,18 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
         l2: weight of the L2 penalty on all kernels but the embedding (the MAP prior).
         bigram_buckets: if set, each step's input also gets the embedding of the hashed
             (previous word, word) pair, from a table of this many rows (see `HashedBigrams`).
+        bigram_hash: `HashedBigrams`' hash: "spectral", or "vocabulary" (models made before it, whose pairs of
+            frequent words share buckets).
+        naive_bayes: NBSVM instead (`binary` task, `num_layers=0`): the head reads the naive Bayes evidence of
+            the distinct words (and hashed bigrams), each weighted by its log-count ratio times a learned
+            weight (`toolkit.layers.naive_bayes`); `l2` is then the prior on those weights, and
+            `cell`, `units`, `embedding_dim`, `pooling` and `dropout` build nothing.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}. Received: task={task!r}")
+    if naive_bayes:
+        return _naive_bayes_classifier(vocabulary_size, task=task, num_layers=num_layers, l2=l2,
+                                       bigram_buckets=bigram_buckets, bigram_hash=bigram_hash, name=name)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {list(POOLINGS)}. Received: pooling={pooling!r}")
     if task == "multiclass" and num_classes < 2:
@@ -70,7 +81,7 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
     if bigram_buckets:
-        bigrams = HashedBigrams(vocabulary_size, bigram_buckets, name="bigram_ids")(token_ids)
+        bigrams = HashedBigrams(vocabulary_size, bigram_buckets, hash=bigram_hash, name="bigram_ids")(token_ids)
         bigrams = keras.layers.Embedding(bigram_buckets, embedding_dim, mask_zero=True,
                                          name="bigram_embedding")(bigrams)
         x = keras.layers.Add(name="word_and_bigram")([x, bigrams])
@@ -111,6 +122,48 @@ def build_text_classifier(vocabulary_size, *, task="binary", num_classes=2, cell
     else:
         outputs = keras.layers.Dense(1, kernel_regularizer=regularizer, name="value", dtype="float32")(x)
     return keras.Model(token_ids, outputs, name=name)
+
+
+def _naive_bayes_classifier(vocabulary_size, *, task, num_layers, l2, bigram_buckets, bigram_hash, name):
+    if task != "binary" or num_layers != 0:
+        raise ValueError(f"naive_bayes is a linear model of two classes: it needs task='binary' and num_layers=0. "
+                         f"Received: task={task!r}, num_layers={num_layers!r}")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    evidence = [NaiveBayesEvidence(vocabulary_size, l2, use_bias=True, name="word_evidence")(token_ids)]
+    if bigram_buckets:
+        bigrams = HashedBigrams(vocabulary_size, bigram_buckets, hash=bigram_hash, name="bigram_ids")(token_ids)
+        evidence.append(NaiveBayesEvidence(bigram_buckets, l2, name="bigram_evidence")(bigrams))
+    logits = keras.layers.Add(name="evidence")(evidence) if len(evidence) > 1 else evidence[0]
+    # No kernel over the evidence: a free scale there would dodge the prior on the weights.
+    outputs = keras.layers.Activation("sigmoid", name="probability", dtype="float32")(logits)
+    return keras.Model(token_ids, outputs, name=name)
+
+
+def set_naive_bayes_ratios(model, token_batches):
+    """Counts, over `token_batches` (a dataset of (ids `[batch, time]`, labels 0/1)), the texts of each class
+    containing each word and bigram, and sets the model's `NaiveBayesEvidence` ratios from them."""
+    import numpy as np
+
+    layers = {layer.name: layer for layer in model.layers}
+    tables = [(layers["word_evidence"], None)]
+    if "bigram_evidence" in layers:
+        tables.append((layers["bigram_evidence"], layers["bigram_ids"]))
+    counts = [np.zeros((2, layer.input_dim), dtype="int64") for layer, _ in tables]
+    for ids, labels in token_batches:
+        labels = np.asarray(labels).reshape(-1).astype(int)
+        for (_, hashing), count in zip(tables, counts):
+            table_ids = np.asarray(distinct_ids(hashing(ids) if hashing is not None else ids))
+            for label in (0, 1):
+                rows = table_ids[labels == label].reshape(-1)
+                count[label] += np.bincount(rows, minlength=count.shape[1])
+    for count in counts:
+        count[:, 0] = 0  # padding
+    joined = np.concatenate(counts, axis=1)
+    ratios = np.split(log_count_ratios(joined[1], joined[0]), np.cumsum([c.shape[1] for c in counts])[:-1])
+    for (layer, _), r in zip(tables, ratios):
+        r[0] = 0.0
+        layer.ratios.assign(r)
+    return int(sum(c[:, 1:].sum() for c in counts))
 
 
 def loss_and_metrics(task):

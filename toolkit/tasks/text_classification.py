@@ -49,9 +49,11 @@ class TrainConfig(settings.RunConfig):
     recurrent_init: str = "orthogonal"  # see toolkit.config.RECURRENT_INITS
     dropout: float = 0.5
     bigram_buckets: int = 30000  # > 0: add hashed-bigram embeddings to the word embeddings
+    bigram_hash: str = "spectral"  # toolkit.config.BIGRAM_HASHES; "vocabulary": how runs before this option hashed
     word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
     crop: float = 0.0  # training only: this fraction of reviews, drawn anew every epoch, cut to a random run of words
     l2: float = 0.0
+    naive_bayes: bool = False  # with num_layers=0: NBSVM, the words' and bigrams' naive Bayes log-count ratios, reweighted
     vocabulary_size: int = 30000
     max_length: int = 1000
     epochs: int = 15
@@ -69,7 +71,8 @@ class TrainConfig(settings.RunConfig):
     RESUMABLE = settings.RunConfig.RESUMABLE + ("cache",)  # where token ids are kept, not which
     # Options added after the first runs were written, as those runs trained: off (the defaults of that time).
     ABSENT = {"bigram_buckets": 0, "word_dropout": 0.0, "crop": 0.0, "monitor": "val_loss", "init_from": None,
-              "freeze_epochs": 0, "pretrained_rate": 1.0}
+              "freeze_epochs": 0, "pretrained_rate": 1.0, "naive_bayes": False,
+              "bigram_hash": "vocabulary"}
 
     def validate(self):
         super().validate()
@@ -85,12 +88,18 @@ class TrainConfig(settings.RunConfig):
         if self.monitor is not None:
             settings.choice(self, "monitor", MONITORS)
         settings.positive(self, "units", "embedding_dim", "max_length")
+        if self.naive_bayes and self.init_from is not None:
+            raise ValueError("naive_bayes reads no word vectors: a language model (init_from) has nothing to give it")
+        if self.naive_bayes and (self.num_layers != 0 or self.regression):
+            raise ValueError("naive_bayes (NBSVM) is a linear model of two classes: use it with num_layers=0 "
+                             "(--layers 0), without --regression")
         settings.at_least(self, "num_layers", 0)
         if self.num_layers == 0 and self.pooling == "last":
             raise ValueError("num_layers=0 (a bag of words, no recurrent layer) has no last state: use --pooling "
                              "mean, max or mean_max")
         settings.at_least(self, "vocabulary_size", 3)  # padding, unknown and one word
         settings.at_least(self, "bigram_buckets", 0)
+        settings.choice(self, "bigram_hash", settings.BIGRAM_HASHES)
         if self.bigram_buckets and self.vocabulary_size > settings.MAX_BIGRAM_VOCABULARY:
             raise ValueError(f"vocabulary_size must be at most {settings.MAX_BIGRAM_VOCABULARY} with bigram_buckets "
                              f"(pairs of word ids are int32). Received: vocabulary_size={self.vocabulary_size!r}")
@@ -108,10 +117,13 @@ class TrainConfig(settings.RunConfig):
         if self.regression and self.monitor not in (None, "val_loss"):
             raise ValueError(f"--monitor {self.monitor} needs classes; use val_loss for --regression")
 
+    def unused_settings(self):
+        return () if self.bigram_buckets else ("bigram_hash",)  # no pairs, nothing hashed
+
     def model_settings(self):
         return {k: getattr(self, k) for k in ("cell", "units", "embedding_dim", "num_layers", "bidirectional",
                                                "pooling", "activation", "recurrent_init", "dropout", "l2",
-                                               "bigram_buckets")}
+                                               "bigram_buckets", "bigram_hash", "naive_bayes")}
 
 
 def load_splits(config):
@@ -235,6 +247,7 @@ def train(config, run_dir):
     from toolkit.preprocessing.text import TextPreprocessor
     from toolkit.training import Run
 
+    config.validate()  # before a language model is read for --init-from
     start = None
     if config.init_from is not None:
         from toolkit import pretraining
@@ -245,6 +258,9 @@ def train(config, run_dir):
     with Run(run_dir, KIND, config) as run, contextlib.ExitStack() as stack:
         splits = load_splits(config)
         task = _task(config, splits.class_names)
+        if config.naive_bayes and task != "binary":  # before anything is written to the run folder
+            raise ToolkitError(f"--naive-bayes needs two classes; the data has {len(splits.class_names)}: "
+                               f"{', '.join(splits.class_names)}")
         target = _targets(task, splits.class_names)
         data = fingerprint(config, splits.class_names)
         run.write_config(task=task, class_names=list(splits.class_names), data=data)
@@ -279,6 +295,11 @@ def train(config, run_dir):
         model = build_text_classifier(len(preprocessor.vocabulary), task=task, num_classes=len(splits.class_names),
                                       **config.model_settings())
         rates, steps = {}, None
+        if config.naive_bayes:
+            from toolkit.models.text_classifier import set_naive_bayes_ratios
+
+            counted = set_naive_bayes_ratios(model, batches(splits.train, False, caches["train"]))
+            print(f"Naive Bayes: counted {counted:,} (text, n-gram) pairs of the training split.", file=sys.stderr)
         if start is not None:  # a resumed run's checkpoint replaces these weights (and its optimiser these rates)
             copied = pretraining.transfer(start, model)
             print(f"Started {', '.join(copied)} from the language model in {start.source}.", file=sys.stderr)
