@@ -88,14 +88,12 @@ def test_models_dir_without_the_variable_is_the_repositorys_then_the_packages(mo
 # === The wheel: built, installed apart from the repository, and run ===
 
 SHIPPED_NAMES = sorted(p.name for p in SHIPPED.iterdir() if resolve_model_dir(p))
-OLD = "1"  # the stub of an older sentiment version, which the wheel must leave out
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """The wheel `pip wheel . --no-deps` builds from a copy of what the build reads, with one change:
-    sentiment's version is renumbered and a stub of an older version put beside it (the repository holds
-    one version of it today), so the test sees the wheel carry the newest version only.
+    """The wheel `pip wheel . --no-deps` builds from a copy of what the build reads (older versions included:
+    the wheel must leave them out).
 
     A copy, because setuptools builds in the source tree's build/, which every build in a checkout
     shares; no build isolation, because the environment that runs the tests has setuptools already
@@ -106,11 +104,6 @@ def wheel(tmp_path_factory):
         shutil.copy2(REPO / name, src / name)
     for name in ("toolkit", "cli", "saved_models"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    sentiment = src / "saved_models" / "sentiment"
-    newest = resolve_model_dir(sentiment)
-    newest.rename(sentiment / str(int(newest.name) + 1))
-    (sentiment / OLD).mkdir()
-    (sentiment / OLD / "saved_model.pb").write_bytes(b"an older version")
     dist = tmp_path_factory.mktemp("dist")
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
                              "-w", str(dist), "-q"], cwd=src, capture_output=True, text=True, timeout=600)
@@ -120,7 +113,7 @@ def wheel(tmp_path_factory):
 
 
 def newest_in_wheel(name):
-    return str(int(resolve_model_dir(SHIPPED / name).name) + (name == "sentiment"))
+    return resolve_model_dir(SHIPPED / name).name
 
 
 def test_the_wheel_carries_the_newest_version_of_each_shipped_model_and_its_card(wheel):
@@ -129,7 +122,7 @@ def test_the_wheel_carries_the_newest_version_of_each_shipped_model_and_its_card
         assert f"toolkit/saved_models/{name}/{newest_in_wheel(name)}/saved_model.pb" in names, name
         assert f"toolkit/saved_models/{name}/{newest_in_wheel(name)}/assets.extra/toolkit.json" in names, name
         assert f"toolkit/saved_models/{name}/MODEL_CARD.md" in names, name
-    assert not [n for n in names if n.startswith(f"toolkit/saved_models/sentiment/{OLD}/")]
+    assert [name for name in SHIPPED_NAMES if version_folders(SHIPPED / name)[1:]]  # there are older ones to leave out
     for name in SHIPPED_NAMES:  # versions the repository keeps for rolling back stay out of the wheel
         for older in version_folders(SHIPPED / name)[1:]:
             assert not [n for n in names if n.startswith(f"toolkit/saved_models/{name}/{older.name}/")], older
