@@ -119,8 +119,9 @@ def configure(config, start, defaults):
     for name in ARCHITECTURE:
         ours, theirs = getattr(config, name), start.settings[name]
         if ours != getattr(defaults, name) and ours != theirs:
+            flag = "--" + FLAGS.get(name, name).replace("_", "-")
             raise ValueError(f"{name}={ours!r} differs from the language model's {theirs!r}: a classifier started "
-                             f"from it (--init-from) takes its layers' shapes; leave --{FLAGS.get(name, name).replace('_', '-')} out")
+                             f"from it (--init-from) takes its layers' shapes; leave {flag} out")
         changes[name] = theirs
     changes["bidirectional"] = False  # it reads forwards, as the language model did
     if config.bigram_buckets == defaults.bigram_buckets:

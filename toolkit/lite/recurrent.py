@@ -28,7 +28,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from toolkit.config import ACTIVATIONS
-from toolkit.layers.naive_bayes import NaiveBayesEvidence
+from toolkit.layers.naive_bayes import NaiveBayesEvidence, distinct_ids
 from toolkit.layers.ngrams import HashedBigrams
 from toolkit.layers.pooling import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D
 
@@ -153,17 +153,15 @@ class _Classifier:
         if not word.use_bias or not isinstance(layers.get("probability"), keras.layers.Activation):
             raise ValueError(f"model {name!r} is not a naive Bayes classifier of build_text_classifier: it needs a "
                              "word_evidence layer with a bias and a sigmoid 'probability' Activation")
-        tables = [tf.constant(_array(word.ratios) * _array(word.kernel))]
-        bigrams = None
+        # (the ids' function, the folded table of their weights): the words, then the hashed bigrams if any
+        evidence = [(tf.identity, word)]
         if "bigram_evidence" in layers:
             if "bigram_ids" not in layers:
                 raise ValueError(f"model {name!r} has a bigram_evidence but no bigram_ids (HashedBigrams) layer")
-            evidence = layers["bigram_evidence"]
-            tables.append(tf.constant(_array(evidence.ratios) * _array(evidence.kernel)))
-            bigrams = (layers["bigram_ids"].multiplier, layers["bigram_ids"].num_buckets)
-        bias = _array(word.bias) + sum(_array(layers[name].bias) for name in ("bigram_evidence",)
-                                       if name in layers and layers[name].use_bias)
-        self.naive_bayes = (tables, bigrams, tf.constant(bias))
+            evidence.append((layers["bigram_ids"], layers["bigram_evidence"]))
+        tables = [(ids_of, tf.constant(_array(layer.ratios) * _array(layer.kernel))) for ids_of, layer in evidence]
+        bias = sum(_array(layer.bias) for _, layer in evidence if layer.use_bias)
+        self.naive_bayes = (tables, tf.constant(bias))
         self.head_activation = keras.activations.serialize(layers["probability"].activation)
         if self.head_activation != "sigmoid":
             raise ValueError(f"model {name!r}: a naive Bayes classifier's head is a sigmoid. "
@@ -172,12 +170,9 @@ class _Classifier:
 
     def _naive_bayes_logits(self, token_ids):
         """`NaiveBayesEvidence` of the words (and bigrams), with the weights folded into one table each."""
-        tables, bigrams, bias = self.naive_bayes
-        ids = [token_ids]
-        if bigrams is not None:
-            ids.append(tf.transpose(_bigram_ids(tf.transpose(token_ids), *bigrams)))
-        logits = [tf.reduce_sum(tf.gather(table, _distinct(table_ids)), axis=-1, keepdims=True)
-                  for table, table_ids in zip(tables, ids)]
+        tables, bias = self.naive_bayes
+        logits = [tf.reduce_sum(tf.gather(table, distinct_ids(ids_of(token_ids))), axis=-1, keepdims=True)
+                  for ids_of, table in tables]
         return tf.add_n(logits) + bias
 
     def __call__(self, token_ids):
@@ -206,13 +201,6 @@ def _pool(x, mask, pooling):
         highest = tf.reduce_max(tf.where(valid > 0, x, tf.fill(tf.shape(x), LOWEST)), axis=0)
         pooled.append(tf.where(tf.reduce_max(valid, axis=0) > 0, highest, tf.zeros_like(highest)))
     return pooled[0] if len(pooled) == 1 else tf.concat(pooled, axis=-1)
-
-
-def _distinct(ids):
-    """`toolkit.layers.naive_bayes.distinct_ids` on `[batch, time]` ids (sorting converts to LiteRT's TOPK_V2)."""
-    ids = tf.sort(ids, axis=-1)
-    repeat = tf.pad(tf.cast(tf.equal(ids[:, 1:], ids[:, :-1]), tf.int32), [[0, 0], [1, 0]])
-    return tf.where(tf.equal(repeat, 1), tf.zeros_like(ids), ids)
 
 
 def _bigram_ids(ids, multiplier, num_buckets):

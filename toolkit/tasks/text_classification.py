@@ -53,7 +53,7 @@ class TrainConfig(settings.RunConfig):
     word_dropout: float = 0.0  # training only: drop this fraction of each review's tokens, anew every epoch
     crop: float = 0.0  # training only: this fraction of reviews, drawn anew every epoch, cut to a random run of words
     l2: float = 0.0
-    naive_bayes: bool = False  # with num_layers=0: NBSVM, the words' and bigrams' naive Bayes log-count ratios, reweighted
+    naive_bayes: bool = False  # with num_layers=0: NBSVM, naive Bayes log-count ratios of words and bigrams, reweighted
     vocabulary_size: int = 30000
     max_length: int = 1000
     epochs: int = 15
@@ -243,7 +243,7 @@ def train(config, run_dir):
     import tensorflow as tf
 
     from toolkit.data.pipelines import bucketed_batches
-    from toolkit.models.text_classifier import build_text_classifier, loss_and_metrics
+    from toolkit.models.text_classifier import build_text_classifier, loss_and_metrics, set_naive_bayes_ratios
     from toolkit.preprocessing.text import TextPreprocessor
     from toolkit.training import Run
 
@@ -296,8 +296,6 @@ def train(config, run_dir):
                                       **config.model_settings())
         rates, steps = {}, None
         if config.naive_bayes:
-            from toolkit.models.text_classifier import set_naive_bayes_ratios
-
             counted = set_naive_bayes_ratios(model, batches(splits.train, False, caches["train"]))
             print(f"Naive Bayes: counted {counted:,} (text, n-gram) pairs of the training split.", file=sys.stderr)
         if start is not None:  # a resumed run's checkpoint replaces these weights (and its optimiser these rates)
