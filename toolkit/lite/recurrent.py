@@ -109,7 +109,7 @@ class _Classifier:
             hashing = layers.get("bigram_ids")
             if hashing is None:
                 raise ValueError(f"model {name!r} has a bigram_embedding but no bigram_ids (HashedBigrams) layer")
-            self.bigrams = (hashing.multiplier, hashing.num_buckets, _embedding(layers, "bigram_embedding", name))
+            self.bigrams = (hashing, _embedding(layers, "bigram_embedding", name))
 
         # === Recurrent layers and pooling ===
         pools = tuple(pool for pool in ("mean_pool", "max_pool") if pool in layers)
@@ -181,9 +181,9 @@ class _Classifier:
         ids = tf.transpose(token_ids)  # [time, batch]: the loops read one step at a time
         mask = tf.not_equal(ids, 0)
         x = tf.gather(self.embedding, ids)
-        if self.bigrams is not None:
-            multiplier, num_buckets, table = self.bigrams
-            x = x + tf.gather(table, _bigram_ids(ids, multiplier, num_buckets))
+        if self.bigrams is not None:  # the model's own HashedBigrams, on the batch-major ids
+            hashing, table = self.bigrams
+            x = x + tf.gather(table, tf.transpose(hashing(token_ids)))
         for i, layer in enumerate(self.recurrent):
             x = layer(x, mask, self.pooling if i == len(self.recurrent) - 1 else "sequence")
         if not self.recurrent:  # a bag of n-grams (`num_layers=0`): the embeddings pooled as they are
@@ -201,14 +201,6 @@ def _pool(x, mask, pooling):
         highest = tf.reduce_max(tf.where(valid > 0, x, tf.fill(tf.shape(x), LOWEST)), axis=0)
         pooled.append(tf.where(tf.reduce_max(valid, axis=0) > 0, highest, tf.zeros_like(highest)))
     return pooled[0] if len(pooled) == 1 else tf.concat(pooled, axis=-1)
-
-
-def _bigram_ids(ids, multiplier, num_buckets):
-    """`HashedBigrams` on time-major ids."""
-    previous = tf.pad(ids[:-1], [[1, 0], [0, 0]])
-    m = num_buckets - 1
-    buckets = tf.math.floormod(tf.math.floormod(previous * multiplier, m) + ids, m) + 1
-    return tf.where(tf.equal(ids, 0), tf.zeros_like(buckets), buckets)
 
 
 class _Recurrent:
